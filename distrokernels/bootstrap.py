@@ -1,0 +1,89 @@
+"""Make a Debian base image from a package archive when no registry can be reached.
+
+mmdebstrap (or debootstrap) writes a minimal root file system, which the engine
+imports as ``debian:<suite>``. It needs root, or mmdebstrap's unshare mode.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from .engine import Engine
+from .errors import BootstrapFailed, InvalidInput
+
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+
+# Every name Docker Hub's debian image uses for a suite, to the archive's codename.
+_SUITES = {
+    "bullseye": "bullseye",
+    "11": "bullseye",
+    "bookworm": "bookworm",
+    "12": "bookworm",
+    "trixie": "trixie",
+    "13": "trixie",
+    "sid": "sid",
+    "unstable": "sid",
+}
+
+
+def debian_suite(reference: str) -> str:
+    """'debian:12' -> 'bookworm'; '' when the reference is not a Debian suite we can build."""
+    repository, _, tag = reference.partition(":")
+    if repository not in ("debian", "docker.io/library/debian", "library/debian"):
+        return ""
+    return _SUITES.get(tag or "", "")
+
+
+def bootstrap_debian(
+    engine: Engine,
+    reference: str,
+    mirror: str = DEFAULT_MIRROR,
+    include: tuple[str, ...] = (),
+    progress: Callable[[str], None] = lambda line: None,
+) -> str:
+    """Bootstrap ``reference`` (e.g. 'debian:bookworm') and import it; returns the image id."""
+    suite = debian_suite(reference)
+    if not suite:
+        raise InvalidInput(
+            f"{reference} is not a Debian suite distrokernels can bootstrap",
+            f"use one of: {', '.join('debian:' + name for name in _SUITES)}",
+        )
+    with tempfile.TemporaryDirectory(prefix="distrokernels-bootstrap-") as tmp:
+        tarball = Path(tmp) / f"{suite}.tar"
+        command = _bootstrap_command(suite, tarball, mirror, include, Path(tmp) / "root")
+        progress(f"bootstrapping {suite} from {mirror}: {' '.join(command[:1])}")
+        result = subprocess.run(command, capture_output=True, text=True)
+        if result.returncode != 0:
+            tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
+            raise BootstrapFailed(
+                f"bootstrapping {suite} failed: {tail}",
+                "check that the mirror is reachable and that you run as root "
+                "(or that mmdebstrap's unshare mode works)",
+            )
+        if command[0] == "debootstrap":
+            tarball = _tar_directory(Path(tmp) / "root", tarball)
+        progress(f"importing {tarball.stat().st_size // 2**20} MiB as {reference}")
+        return engine.import_rootfs(tarball, reference, changes=['CMD ["bash"]'])
+
+
+def _bootstrap_command(
+    suite: str, tarball: Path, mirror: str, include: tuple[str, ...], root: Path
+) -> list[str]:
+    extra = [f"--include={','.join(include)}"] if include else []
+    if shutil.which("mmdebstrap"):
+        return ["mmdebstrap", "--variant=minbase", "--quiet", *extra, suite, str(tarball), mirror]
+    if shutil.which("debootstrap"):
+        return ["debootstrap", "--variant=minbase", *extra, suite, str(root), mirror]
+    raise BootstrapFailed(
+        "neither mmdebstrap nor debootstrap is installed",
+        "install one (sudo apt-get install mmdebstrap)",
+    )
+
+
+def _tar_directory(root: Path, tarball: Path) -> Path:
+    subprocess.run(["tar", "-C", str(root), "-cf", str(tarball), "."], check=True)
+    return tarball

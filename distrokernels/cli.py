@@ -1,0 +1,233 @@
+"""The ``distrokernels`` command. Thin: it parses, calls the modules, prints, exits.
+
+Progress goes to stderr, results to stdout. Any DistroKernelsError becomes one line
+``distrokernels: error: ...`` and its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__, bootstrap, images, kernelspecs
+from .distros import OsRelease
+from .engine import Engine
+from .errors import DistroKernelsError, EngineUnavailable, InvalidInput
+from .probe import probe_image
+from .wheels import ipykernel_stack, python_version
+
+_SOURCES = {
+    "local": "found on this machine",
+    "pulled": "pulled from its registry",
+    "bootstrapped": "bootstrapped from the Debian archive (no registry reachable)",
+}
+
+
+def _progress(line: str) -> None:
+    print(f"  {line}", file=sys.stderr, flush=True)
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def cmd_install(args: argparse.Namespace) -> int:
+    if args.name:
+        kernelspecs.validate_name(args.name)
+    if args.display_name is not None:
+        kernelspecs.validate_display_name(args.display_name)
+    images.validate_reference(args.image)
+    config = _provisioner_config(args)
+    engine = Engine.connect()
+    base = images.acquire_base(engine, args.image, pull=not args.no_pull, progress=_progress)
+    _say(f"base image {args.image}: {_SOURCES[base.source]} ({base.id[:19]})")
+    image = images.build_kernel_image(engine, base, progress=_progress, rebuild=args.rebuild)
+    name = args.name or kernelspecs.default_name(image)
+    display_name = args.display_name or kernelspecs.default_display_name(image)
+    folder = kernelspecs.install(
+        image,
+        name,
+        display_name,
+        config={"source": args.image, **config},
+        user=not args.sys_prefix and args.prefix is None,
+        prefix=sys.prefix if args.sys_prefix else args.prefix,
+        replace=args.replace,
+    )
+    _say(f"installed {name!r} ({display_name}) in {folder}")
+    print(name)
+    return 0
+
+
+def _provisioner_config(args: argparse.Namespace) -> dict:
+    config: dict = {"network_mode": args.network}
+    if args.memory:
+        config["memory"] = args.memory
+    if args.cpus:
+        if args.cpus <= 0:
+            raise InvalidInput(f"--cpus {args.cpus} must be positive", "pass e.g. --cpus 1.5")
+        config["cpus"] = args.cpus
+    if args.mount:
+        from .provisioner import parse_mount
+
+        for mount in args.mount:
+            parse_mount(mount)
+        config["mounts"] = args.mount
+    return config
+
+
+def cmd_bootstrap(args: argparse.Namespace) -> int:
+    images.validate_reference(args.image)
+    engine = Engine.connect()
+    image_id = bootstrap.bootstrap_debian(
+        engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=_progress
+    )
+    _say(f"bootstrapped {args.image} ({image_id[:19]})")
+    print(image_id)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    kernels = kernelspecs.installed_kernels()
+    try:
+        engine: Engine | None = Engine.connect()
+    except EngineUnavailable:
+        engine = None
+    rows = []
+    for kernel in kernels:
+        image_id = kernel.config.get("image_id") or kernel.config.get("image", "")
+        if engine is None:
+            status = "engine down"
+        else:
+            status = "built" if engine.find_image(image_id) else "missing"
+        rows.append(
+            {
+                "name": kernel.name,
+                "display_name": kernel.spec.get("display_name", ""),
+                "distro": kernel.info.get("distro", ""),
+                "python": kernel.info.get("python", ""),
+                "ipykernel": kernel.info.get("ipykernel", ""),
+                "image": kernel.config.get("image", ""),
+                "status": status,
+                "limits": " ".join(
+                    f"{key}={kernel.config[key]}"
+                    for key in ("memory", "cpus")
+                    if key in kernel.config
+                ),
+                "path": kernel.resource_dir,
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    columns = ["name", "display_name", "distro", "python", "image", "status", "limits"]
+    widths = {c: max([len(c), *(len(str(row[c])) for row in rows)]) for c in columns}
+    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    kernel = kernelspecs.find(args.name)
+    folder = kernelspecs.remove(args.name)
+    _say(f"removed kernelspec {args.name!r} from {folder}")
+    if args.image:
+        image = kernel.config.get("image_id") or kernel.config.get("image", "")
+        removed = Engine.connect().remove_image(image)
+        _say(f"{'removed' if removed else 'no'} image {kernel.config.get('image', image)}")
+    return 0
+
+
+def cmd_gc(args: argparse.Namespace) -> int:
+    removed = Engine.connect().collect_orphans()
+    for container in removed:
+        print(
+            f"removed {container.name} (kernel {container.labels.get('distrokernels.kernel-id')})"
+        )
+    _say(f"{len(removed)} orphaned kernel container(s) removed")
+    return 0
+
+
+def cmd_dockerfile(args: argparse.Namespace) -> int:
+    if args.os_release:
+        os_release = OsRelease.parse(Path(args.os_release).read_text())
+        plan = images.plan_layer("<base image>", os_release)
+        requirements = ipykernel_stack(python_version(args.python)) if args.python else None
+    elif args.image:
+        images.validate_reference(args.image)
+        engine = Engine.connect()
+        base = engine.find_image(args.image)
+        if base is None:
+            raise InvalidInput(f"{args.image} is not on this machine", f"docker pull {args.image}")
+        probe = probe_image(engine, base["Id"])
+        plan = images.plan_layer(base["Id"], probe.os_release, probe.python_path)
+        version = args.python or probe.python_full_version
+        requirements = ipykernel_stack(python_version(version)) if version else None
+    else:
+        raise InvalidInput("dockerfile needs an IMAGE or --os-release FILE", "pass one")
+    print(plan.dockerfile(requirements), end="")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distrokernels", description="Jupyter kernels in other Linux userlands."
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    install = commands.add_parser("install", help="build a distro kernel and register it")
+    install.add_argument("image", help="base image, e.g. debian:bookworm or ubuntu:22.04")
+    install.add_argument("--name", help="kernelspec name (default: distro-<id>-<version>)")
+    install.add_argument("--display-name", help="name shown in Jupyter")
+    where = install.add_mutually_exclusive_group()
+    where.add_argument("--user", action="store_true", help="install for this user (default)")
+    where.add_argument("--sys-prefix", action="store_true", help="install into sys.prefix")
+    where.add_argument("--prefix", help="install into PREFIX/share/jupyter/kernels")
+    install.add_argument("--replace", action="store_true", help="overwrite a kernelspec")
+    install.add_argument("--no-pull", action="store_true", help="never pull the base image")
+    install.add_argument("--rebuild", action="store_true", help="ignore the build cache")
+    install.add_argument("--network", choices=["bridge", "none", "host"], default="bridge")
+    install.add_argument("--memory", help="memory limit, e.g. 2g")
+    install.add_argument("--cpus", type=float, help="CPU limit, e.g. 1.5")
+    install.add_argument("--mount", action="append", help="extra mount HOST[:CONTAINER][:ro|rw]")
+    install.set_defaults(run=cmd_install)
+
+    boot = commands.add_parser("bootstrap", help="make a Debian base image from the archive")
+    boot.add_argument("image", help="debian:bullseye|bookworm|trixie|sid (or 11/12/13)")
+    boot.add_argument("--mirror", default=bootstrap.DEFAULT_MIRROR)
+    boot.add_argument("--include", action="append", default=[], help="extra package")
+    boot.set_defaults(run=cmd_bootstrap)
+
+    listing = commands.add_parser("list", help="the installed distro kernels")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(run=cmd_list)
+
+    remove = commands.add_parser("remove", help="unregister a distro kernel")
+    remove.add_argument("name")
+    remove.add_argument("--image", action="store_true", help="also delete its image")
+    remove.set_defaults(run=cmd_remove)
+
+    gc = commands.add_parser("gc", help="remove containers whose Jupyter server is gone")
+    gc.set_defaults(run=cmd_gc)
+
+    dockerfile = commands.add_parser("dockerfile", help="print the Dockerfile install builds")
+    dockerfile.add_argument("image", nargs="?")
+    dockerfile.add_argument("--os-release", help="render for this os-release file instead")
+    dockerfile.add_argument("--python", help="the image's Python version, e.g. 3.11")
+    dockerfile.set_defaults(run=cmd_dockerfile)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DistroKernelsError as error:
+        print(f"distrokernels: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print("distrokernels: interrupted; nothing was registered", file=sys.stderr)
+        return 130

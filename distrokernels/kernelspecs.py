@@ -1,0 +1,187 @@
+"""Write, read and remove distrokernels' kernelspecs through jupyter_client.
+
+A kernelspec is the whole contract with Jupyter: the in-container argv, signal
+interrupts, the provisioner and its config, and metadata that shows which distro a
+kernel runs without a terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+from .errors import InvalidInput, KernelspecExists, KernelspecNotFound
+from .images import KERNEL_PYTHON, KernelImage
+
+PROVISIONER_NAME = "distrokernels"
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+def default_name(image: KernelImage) -> str:
+    """'distro-debian-12'."""
+    return f"distro-{image.slug}"
+
+
+def default_display_name(image: KernelImage) -> str:
+    """'Python 3.11 (Debian 12)'."""
+    major_minor = ".".join(image.python_version.split(".")[:2])
+    return f"Python {major_minor} ({image.display_name})"
+
+
+def validate_name(name: str) -> str:
+    if not _NAME.match(name):
+        raise InvalidInput(
+            f"{name[:80]!r} is not a valid kernelspec name",
+            "use lower-case letters, digits, '.', '_' and '-' (at most 64), e.g. distro-debian-12",
+        )
+    return name
+
+
+def validate_display_name(display_name: str) -> str:
+    if (
+        not display_name.strip()
+        or len(display_name) > 128
+        or any(ord(char) < 32 for char in display_name)
+    ):
+        raise InvalidInput(
+            "the display name must be 1 to 128 printable characters on one line",
+            "pass --display-name 'Python 3.11 (Debian 12)' or leave it out",
+        )
+    return display_name
+
+
+def kernelspec_json(
+    image: KernelImage,
+    display_name: str,
+    config: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The kernel.json for ``image``. Pure, so it is unit-tested as data."""
+    ipykernel = image.label("ipykernel")
+    return {
+        # An absolute in-container path: jupyter_client would replace a bare 'python'
+        # with the host's interpreter.
+        "argv": [KERNEL_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": display_name,
+        "language": "python",
+        # ipykernel < 6.2 has no interrupt_request handler; a signal works for all.
+        "interrupt_mode": "signal",
+        "env": {},
+        "metadata": {
+            "debugger": ipykernel.split(".")[0].isdigit() and int(ipykernel.split(".")[0]) >= 6,
+            "kernel_provisioner": {
+                "provisioner_name": PROVISIONER_NAME,
+                "config": {"image": image.tag, "image_id": image.id, **(config or {})},
+            },
+            "distrokernels": {
+                "distro": image.label("distro"),
+                "os_id": image.label("os-id"),
+                "os_version": image.label("os-version"),
+                "python": image.python_version,
+                "ipykernel": ipykernel,
+                "libc": image.label("libc"),
+                "image": image.tag,
+                "image_id": image.id,
+                "base": image.label("base-ref"),
+                "base_image_id": image.label("base-image"),
+            },
+        },
+    }
+
+
+def _logo(image: KernelImage, size: int) -> Any:
+    logos = resources.files("distrokernels.kernelspec_assets") / "logos"
+    for key in (image.label("os-id"), image.family, "linux"):
+        candidate = logos / f"{key}-{size}x{size}.png"
+        if key and candidate.is_file():
+            return candidate
+    raise FileNotFoundError("the generic logo linux-*.png is missing from the package")
+
+
+@dataclass(frozen=True)
+class InstalledKernel:
+    name: str
+    resource_dir: str
+    spec: dict[str, Any]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.spec.get("metadata", {}).get("kernel_provisioner", {}).get("config", {})
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.spec.get("metadata", {}).get("distrokernels", {})
+
+
+def install(
+    image: KernelImage,
+    name: str,
+    display_name: str,
+    config: dict[str, Any] | None = None,
+    user: bool = True,
+    prefix: str | None = None,
+    replace: bool = False,
+) -> str:
+    """Register the kernelspec; returns its folder. Refuses to clobber unless ``replace``."""
+    validate_name(name)
+    validate_display_name(display_name)
+    manager = KernelSpecManager()
+    existing = manager.find_kernel_specs().get(name)
+    if existing and not replace:
+        raise KernelspecExists(
+            f"a kernelspec named {name!r} already exists at {existing}",
+            "pass --replace to overwrite it, or --name to choose another name",
+        )
+    spec = kernelspec_json(image, display_name, config)
+    with tempfile.TemporaryDirectory(prefix="distrokernels-spec-") as tmp:
+        folder = Path(tmp) / name
+        folder.mkdir()
+        (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+        for size in (32, 64):
+            with resources.as_file(_logo(image, size)) as logo:
+                shutil.copyfile(logo, folder / f"logo-{size}x{size}.png")
+        if prefix is not None:
+            user = False
+        return manager.install_kernel_spec(str(folder), name, user=user, prefix=prefix)
+
+
+def sys_prefix() -> str:
+    return sys.prefix
+
+
+def installed_kernels() -> list[InstalledKernel]:
+    """Every kernelspec that uses the distrokernels provisioner."""
+    kernels = []
+    for name, entry in sorted(KernelSpecManager().get_all_specs().items()):
+        spec = entry["spec"]
+        provisioner = spec.get("metadata", {}).get("kernel_provisioner", {})
+        if provisioner.get("provisioner_name") == PROVISIONER_NAME:
+            kernels.append(InstalledKernel(name, entry["resource_dir"], spec))
+    return kernels
+
+
+def find(name: str) -> InstalledKernel:
+    for kernel in installed_kernels():
+        if kernel.name == name:
+            return kernel
+    raise KernelspecNotFound(
+        f"no distrokernels kernelspec named {name!r}",
+        "see `distrokernels list` for the installed ones",
+    )
+
+
+def remove(name: str) -> str:
+    """Remove the kernelspec; returns the folder it was in."""
+    kernel = find(name)
+    try:
+        return KernelSpecManager().remove_kernel_spec(kernel.name)
+    except NoSuchKernel as error:  # removed concurrently
+        raise KernelspecNotFound(f"kernelspec {name!r} vanished while removing it") from error

@@ -1,0 +1,42 @@
+"""Who owns a kernel container, and whether that owner is still alive.
+
+A kernel container outlives the Jupyter server that started it when the server is
+SIGKILLed. The owner token (host, pid, process start time) lets ``gc`` tell an orphan
+from a container of another live server, even after the pid has been reused.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def process_start_time(pid: int) -> str:
+    """The start time of ``pid`` in clock ticks since boot, or '' when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # The command name (field 2) may hold spaces and parentheses: split after its ')'.
+    fields = stat.rsplit(")", 1)[1].split()
+    return fields[19]
+
+
+def current_owner() -> str:
+    """The token of this process: 'host:pid:start'."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{process_start_time(pid)}"
+
+
+def owner_is_alive(token: str) -> bool:
+    """False only when the owner ran on this host and is certainly gone.
+
+    A token from another host, or one that cannot be read, counts as alive: removing
+    another machine's kernels would be worse than leaving an orphan.
+    """
+    host, _, rest = token.partition(":")
+    pid_text, _, start = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    return process_start_time(int(pid_text)) == start

@@ -1,0 +1,330 @@
+"""DistroProvisioner: each kernel runs in its own container, and feels local.
+
+The kernel talks to Jupyter over IPC sockets in a private 0700 folder that is
+bind-mounted at the same path, so no port is opened on any interface. The container
+runs as the user, in the notebook's folder, with only an allow-listed environment,
+under an init process so signals (interrupt, terminate) behave as they do locally.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import os
+import secrets
+import shutil
+import signal
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode
+
+from . import owners
+from .engine import (
+    LABEL_KERNEL_ID,
+    LABEL_KERNELSPEC,
+    LABEL_OWNER,
+    LABEL_RUNTIME_DIR,
+    Engine,
+    KernelContainerSpec,
+)
+from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
+
+HOME = "/home/kernel"
+# libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
+_MAX_IPC_PATH = 107
+_POLL_INTERVAL = 0.02
+
+_ENGINE: Engine | None = None
+_BACKGROUND: set[asyncio.Task] = set()
+
+
+def _engine() -> Engine:
+    """One engine connection per process, shared by every kernel's provisioner."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = Engine.connect()
+    return _ENGINE
+
+
+def runtime_root() -> Path:
+    """The user's private folder for connection files and IPC sockets (short paths)."""
+    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
+    if xdg and os.access(xdg, os.W_OK):
+        root = Path(xdg) / "distrokernels"
+    else:
+        root = Path("/tmp") / f"distrokernels-{os.getuid()}"
+    root.mkdir(mode=0o700, exist_ok=True)
+    info = root.stat()
+    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
+        raise KernelStartFailed(
+            f"{root} is not a private folder of yours (owner uid {info.st_uid}, "
+            f"mode {stat.S_IMODE(info.st_mode):o})",
+            "remove it, or set XDG_RUNTIME_DIR to a folder only you can access",
+        )
+    return root
+
+
+def kernel_environment(
+    env: Mapping[str, str], kernelspec_keys: list[str], allowlist: list[str]
+) -> dict[str, str]:
+    """The environment the kernel sees: never the whole host environment.
+
+    Only the kernelspec's own ``env`` entries, JPY_SESSION_NAME and names matching the
+    allowlist pass. JPY_PARENT_PID never does: ipykernel would watch a pid that does
+    not exist in the container and exit at once.
+    """
+    passed = {
+        key: value
+        for key, value in env.items()
+        if key in kernelspec_keys
+        or key == "JPY_SESSION_NAME"
+        or any(fnmatch.fnmatchcase(key, pattern) for pattern in allowlist)
+    }
+    passed.pop("JPY_PARENT_PID", None)
+    passed["HOME"] = HOME
+    # docker-init (tini) then forwards signals to the kernel's whole process group,
+    # as the local provisioner does with killpg.
+    passed["TINI_KILL_PROCESS_GROUP"] = "1"
+    return passed
+
+
+def parse_mount(text: str) -> str:
+    """'HOST[:CONTAINER][:ro|rw]' -> 'HOST:CONTAINER:MODE', checked; read-only by default."""
+    parts = text.split(":")
+    mode = "ro"
+    if parts[-1] in ("ro", "rw"):
+        mode = parts.pop()
+    if len(parts) not in (1, 2) or not all(parts):
+        raise InvalidInput(f"mount {text!r} is not HOST[:CONTAINER][:ro|rw]", "fix the mount")
+    host, container = parts[0], parts[-1]
+    if not (os.path.isabs(host) and os.path.isabs(container)):
+        raise InvalidInput(f"mount {text!r} needs absolute paths", "use /absolute/paths")
+    if ".." in Path(host).parts or ".." in Path(container).parts:
+        raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
+    if not os.path.exists(host):
+        raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
+    return f"{host}:{container}:{mode}"
+
+
+class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Runs the kernel in a container of a distrokernels image."""
+
+    image = Unicode(help="The kernel image (tag).").tag(config=True)
+    image_id = Unicode("", help="The exact image id the kernelspec was built with.").tag(
+        config=True
+    )
+    source = Unicode("", help="The base image the kernel was built from.").tag(config=True)
+    network_mode = CaselessStrEnum(
+        ["bridge", "none", "host"], default_value="bridge", help="The container's network."
+    ).tag(config=True)
+    mounts = List(Unicode(), help="Extra mounts, HOST[:CONTAINER][:ro|rw].").tag(config=True)
+    memory = Unicode(None, allow_none=True, help="Memory limit, e.g. '2g'.").tag(config=True)
+    cpus = Float(None, allow_none=True, help="CPU limit, e.g. 1.5.").tag(config=True)
+    pids_limit = Int(1024, help="Most processes the kernel may run at once.").tag(config=True)
+    launch_timeout = Float(60.0, help="Seconds the kernel may take to open its sockets.").tag(
+        config=True
+    )
+    env_allowlist = List(
+        Unicode(),
+        default_value=["LANG", "LANGUAGE", "LC_*", "TZ", "TERM"],
+        help="Host variables (glob patterns) that pass into the kernel.",
+    ).tag(config=True)
+    run_as_root = Bool(False, help="Run as root in the container instead of the user.").tag(
+        config=True
+    )
+
+    container_id: str | None = None
+    runtime_dir: str | None = None
+
+    @property
+    def has_process(self) -> bool:
+        return self.container_id is not None
+
+    # --- launch ---------------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        km = self.parent
+        kwargs.pop("transport_encryption", None)
+        extra_arguments = kwargs.pop("extra_arguments", [])
+        self.runtime_dir = self.runtime_dir or self._runtime_dir_for(km.connection_file)
+        km.transport = "ipc"
+        km.connection_file = os.path.join(self.runtime_dir, "kernel.json")
+        km.ip = os.path.join(self.runtime_dir, "k")
+        km.write_connection_file(jupyter_session=kwargs.get("env", {}).get("JPY_SESSION_NAME", ""))
+        self.connection_info = km.get_connection_info()
+        cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
+        _collect_orphans_in_background()
+        return await super().pre_launch(cmd=cmd, **kwargs)
+
+    def _runtime_dir_for(self, connection_file: str) -> str:
+        """A restart keeps its folder (the connection file is in it); a start gets a new one."""
+        root = runtime_root()
+        if connection_file and Path(connection_file).parent.parent == root:
+            folder = Path(connection_file).parent
+        else:
+            folder = root / secrets.token_hex(4)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        if len(f"{folder}/k-00000") > _MAX_IPC_PATH:
+            raise KernelStartFailed(
+                f"the runtime folder {folder} is too long for IPC sockets",
+                "set XDG_RUNTIME_DIR to a short path",
+            )
+        return str(folder)
+
+    def container_spec(
+        self, cmd: list[str], env: Mapping[str, str], cwd: str
+    ) -> KernelContainerSpec:
+        """Everything about the container, decided here and nowhere else."""
+        if not os.path.isdir(cwd):
+            raise KernelStartFailed(f"the working folder {cwd} does not exist", "create it")
+        assert self.runtime_dir is not None
+        uid, gid = os.getuid(), os.getgid()
+        binds = [f"{self.runtime_dir}:{self.runtime_dir}:rw", f"{cwd}:{cwd}:rw"]
+        binds += [parse_mount(mount) for mount in self.mounts]
+        return KernelContainerSpec(
+            image=self.image_id or self.image,
+            command=cmd,
+            user="0:0" if self.run_as_root else f"{uid}:{gid}",
+            working_dir=cwd,
+            environment=kernel_environment(env, list(self.kernel_spec.env), self.env_allowlist),
+            binds=binds,
+            labels={
+                LABEL_KERNEL_ID: self.kernel_id,
+                LABEL_KERNELSPEC: getattr(self.parent, "kernel_name", "") or "",
+                LABEL_OWNER: owners.current_owner(),
+                LABEL_RUNTIME_DIR: self.runtime_dir,
+            },
+            network_mode=self.network_mode,
+            tmpfs={
+                HOME: f"rw,exec,mode=0700,uid={0 if self.run_as_root else uid},"
+                f"gid={0 if self.run_as_root else gid}"
+            },
+            memory=self.memory,
+            cpus=self.cpus,
+            pids_limit=self.pids_limit,
+            cap_drop=[] if self.run_as_root else ["ALL"],
+            security_opt=["no-new-privileges"],
+            name=f"distrokernels-{self.kernel_id[:8]}-{secrets.token_hex(2)}",
+        )
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        spec = self.container_spec(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
+        engine = await asyncio.to_thread(_engine)
+        try:
+            self.container_id = await asyncio.to_thread(engine.start_kernel_container, spec)
+        except BaseException as error:
+            self._remove_runtime_dir()
+            if not isinstance(error, ImageNotFound):
+                raise
+            raise KernelStartFailed(
+                f"the image of kernel {self.parent.kernel_name!r} ({self.image}) is gone",
+                f"run `distrokernels install {self.source or '<base image>'} --replace`",
+            ) from error
+        await self._wait_until_listening(engine)
+        return self.connection_info
+
+    async def _wait_until_listening(self, engine: Engine) -> None:
+        """Return once the kernel has bound its sockets; fail at once if it exits."""
+        assert self.container_id is not None
+        km = self.parent
+        ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
+        sockets = [f"{km.ip}-{port}" for port in ports]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.launch_timeout
+        checks = 0
+        while not all(os.path.exists(path) for path in sockets):
+            if checks % 10 == 0:
+                state = await asyncio.to_thread(engine.container_state, self.container_id)
+                if state is None or not state.running:
+                    await self._fail_start(engine, f"exited with code {state and state.exit_code}")
+            if loop.time() > deadline:
+                await self._fail_start(engine, f"opened no sockets in {self.launch_timeout:.0f} s")
+            checks += 1
+            await asyncio.sleep(_POLL_INTERVAL)
+
+    async def _fail_start(self, engine: Engine, what: str) -> None:
+        assert self.container_id is not None
+        logs = await asyncio.to_thread(engine.container_logs, self.container_id, 12)
+        await asyncio.to_thread(engine.remove_container, self.container_id)
+        self.container_id = None
+        self._remove_runtime_dir()
+        last = " | ".join(line for line in logs.strip().splitlines()[-6:] if line.strip())
+        raise KernelStartFailed(
+            f"the kernel container of {self.parent.kernel_name!r} {what}"
+            + (f": {last}" if last else ""),
+            "see the lines above; `distrokernels install IMAGE --replace` rebuilds the kernel",
+        )
+
+    # --- life cycle -----------------------------------------------------------------
+
+    async def poll(self) -> int | None:
+        if self.container_id is None:
+            return 0
+        try:
+            state = await asyncio.to_thread(_engine().container_state, self.container_id)
+        except EngineUnavailable:
+            return 1  # the engine went away: its containers did too
+        if state is None:
+            return 1
+        return None if state.running else state.exit_code
+
+    async def wait(self) -> int | None:
+        while (status := await self.poll()) is None:
+            await asyncio.sleep(0.05)
+        return status
+
+    async def send_signal(self, signum: int) -> None:
+        if self.container_id is not None:
+            await asyncio.to_thread(_engine().signal_container, self.container_id, signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGKILL)
+
+    async def terminate(self, restart: bool = False) -> None:
+        await self.send_signal(signal.SIGTERM)
+
+    async def cleanup(self, restart: bool = False) -> None:
+        """Remove the container; keep the runtime folder only for a restart."""
+        if self.container_id is not None:
+            # EngineUnavailable: nothing to remove, the engine's restart took the container.
+            with contextlib.suppress(EngineUnavailable):
+                await asyncio.to_thread(_engine().remove_container, self.container_id)
+            self.container_id = None
+        if not restart:
+            self._remove_runtime_dir()
+
+    def _remove_runtime_dir(self) -> None:
+        if self.runtime_dir:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            self.runtime_dir = None
+
+    # --- persistence ------------------------------------------------------------------
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info = await super().get_provisioner_info()
+        info.update(container_id=self.container_id, runtime_dir=self.runtime_dir)
+        return info
+
+    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+        await super().load_provisioner_info(provisioner_info)
+        self.container_id = provisioner_info.get("container_id")
+        self.runtime_dir = provisioner_info.get("runtime_dir")
+
+
+def _collect_orphans_in_background() -> None:
+    """Remove containers of dead Jupyter servers, off the start path."""
+
+    async def collect() -> None:
+        # Best effort: `distrokernels gc` is where collection errors are reported.
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(lambda: _engine().collect_orphans())
+
+    task = asyncio.get_running_loop().create_task(collect())
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
