@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, bootstrap, images, kernelspecs
+from . import __version__, bootstrap, images, kernelspecs, runner
 from .distros import OsRelease
 from .engine import Engine
 from .errors import DistroKernelsError, EngineUnavailable, InvalidInput
@@ -171,6 +171,13 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    output = Path(args.output) if args.output else None
+    target = runner.run_notebook(Path(args.notebook), args.kernel, output)
+    _say(f"executed {args.notebook} -> {target}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distrokernels", description="Jupyter kernels in other Linux userlands."
@@ -218,6 +225,12 @@ def build_parser() -> argparse.ArgumentParser:
     dockerfile.add_argument("--os-release", help="render for this os-release file instead")
     dockerfile.add_argument("--python", help="the image's Python version, e.g. 3.11")
     dockerfile.set_defaults(run=cmd_dockerfile)
+
+    run = commands.add_parser("run", help="execute a notebook headless in its distro kernel")
+    run.add_argument("notebook")
+    run.add_argument("--kernel", help="kernelspec name (default: the notebook's own)")
+    run.add_argument("--output", help="where to write the executed notebook (default: in place)")
+    run.set_defaults(run=cmd_run)
     return parser
 
 

@@ -72,3 +72,9 @@ class KernelStartFailed(DistroKernelsError):
     """The kernel's container exited or never became ready."""
 
     exit_code = 10
+
+
+class NotebookFailed(DistroKernelsError):
+    """A cell raised while ``distrokernels run`` executed a notebook."""
+
+    exit_code = 11
