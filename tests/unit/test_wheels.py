@@ -29,7 +29,7 @@ def test_python_36_gets_the_old_stack_pinned_whole():
 
 
 def test_python_older_than_any_ipykernel_is_a_clear_error():
-    with pytest.raises(WheelResolutionFailed, match="3.5"):
+    with pytest.raises(WheelResolutionFailed, match=r"3\.5"):
         ipykernel_stack((3, 5))
 
 
