@@ -1,0 +1,97 @@
+"""Integration fixtures: a real Docker engine, a real installed kernel, real kernels."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+from distrokernels.engine import LABEL_KERNEL_ID, Engine
+from distrokernels.errors import EngineUnavailable
+
+BASE = "debian:bookworm"
+KERNEL = "distro-debian-12"
+
+
+def run_cli(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+    """The real command, in a subprocess, so exit codes and stderr are what users see."""
+    return subprocess.run(
+        [sys.executable, "-m", "distrokernels", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+@pytest.fixture(scope="session")
+def engine() -> Engine:
+    try:
+        return Engine.connect()
+    except EngineUnavailable as error:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the integration tests on a real engine: {error}")
+        pytest.skip(f"needs a running Docker engine ({error}); `bash dev/setup` starts one")
+
+
+@pytest.fixture(scope="session")
+def base_image(engine) -> str:
+    if engine.find_image(BASE) is None:
+        pytest.fail(f"{BASE} is missing: `bash dev/setup` bootstraps it")
+    return BASE
+
+
+@pytest.fixture(scope="session")
+def installed_kernel(base_image) -> str:
+    """`distrokernels install debian:bookworm`, for real, once per session."""
+    result = run_cli("install", base_image, "--replace")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == KERNEL
+    return KERNEL
+
+
+def kernel_containers(engine: Engine, kernel_id: str) -> list:
+    return [c for c in engine.kernel_containers() if c.labels.get(LABEL_KERNEL_ID) == kernel_id]
+
+
+async def execute(client, code: str, timeout: float = 60) -> tuple[str, dict]:
+    """Run ``code``; return its stdout and the execute_reply content."""
+    chunks: list[str] = []
+
+    def collect(message):
+        if message["msg_type"] == "stream":
+            chunks.append(message["content"]["text"])
+        elif message["msg_type"] == "error":
+            chunks.append(f"{message['content']['ename']}: {message['content']['evalue']}")
+
+    reply = await client.execute_interactive(code, output_hook=collect, timeout=timeout)
+    return "".join(chunks), reply["content"]
+
+
+class RunningKernel:
+    def __init__(self, manager: AsyncKernelManager, client, cwd: Path) -> None:
+        self.manager = manager
+        self.client = client
+        self.cwd = cwd
+
+    async def run(self, code: str, timeout: float = 60) -> str:
+        output, content = await execute(self.client, code, timeout)
+        assert content["status"] == "ok", output
+        return output
+
+
+@pytest.fixture
+async def kernel(installed_kernel, tmp_path):
+    """A started distro kernel whose working folder is ``tmp_path``."""
+    manager = AsyncKernelManager(kernel_name=installed_kernel)
+    await manager.start_kernel(cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=60)
+    yield RunningKernel(manager, client, tmp_path)
+    client.stop_channels()
+    if manager.has_kernel:
+        await asyncio.wait_for(manager.shutdown_kernel(now=True), 60)
