@@ -16,7 +16,9 @@ BASE = "debian:bookworm"
 KERNEL = "distro-debian-12"
 
 
-def run_cli(*args: str, env: dict | None = None, timeout: float = 900) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, env: dict | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """The real command, in a subprocess, so exit codes and stderr are what users see."""
     return subprocess.run(
         [sys.executable, "-m", "distrokernels", *args],

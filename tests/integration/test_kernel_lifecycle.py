@@ -9,8 +9,8 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 
 from distrokernels.errors import KernelStartFailed
 
@@ -84,7 +84,9 @@ async def test_file_written_in_working_folder_belongs_to_the_host_user(kernel):
     assert output.split() == [str(os.getuid()), str(os.getgid())]
 
 
-async def test_shutdown_leaves_no_container_and_no_runtime_folder(installed_kernel, engine, tmp_path):
+async def test_shutdown_leaves_no_container_and_no_runtime_folder(
+    installed_kernel, engine, tmp_path
+):
     manager = AsyncKernelManager(kernel_name=installed_kernel)
     await manager.start_kernel(cwd=str(tmp_path))
     runtime_dir = Path(manager.provisioner.runtime_dir)

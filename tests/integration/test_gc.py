@@ -1,0 +1,73 @@
+"""Containers of a killed Jupyter process are collected; a live one's never are."""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+from distrokernels.engine import LABEL_KERNEL_ID
+
+from .conftest import kernel_containers, run_cli
+
+OWNER = textwrap.dedent(
+    """
+    import asyncio, sys
+    from jupyter_client.manager import AsyncKernelManager
+
+    async def main():
+        manager = AsyncKernelManager(kernel_name=sys.argv[1])
+        await manager.start_kernel(cwd=sys.argv[2])
+        print(manager.kernel_id, flush=True)
+        await asyncio.sleep(3600)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_gc_removes_containers_of_a_killed_owner_and_keeps_live_ones(
+    installed_kernel, engine, kernel, tmp_path
+):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, installed_kernel, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    orphan_id = owner.stdout.readline().strip()
+    assert len(kernel_containers(engine, orphan_id)) == 1
+    runtime_dir = kernel_containers(engine, orphan_id)[0].labels["distrokernels.runtime-dir"]
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+
+    result = run_cli("gc")
+    assert result.returncode == 0, result.stderr
+    assert orphan_id in result.stdout
+    assert kernel_containers(engine, orphan_id) == []
+    assert not os.path.exists(runtime_dir)
+    live = kernel_containers(engine, kernel.manager.kernel_id)
+    assert len(live) == 1 and live[0].status == "running"
+
+
+async def test_starting_a_kernel_collects_orphans_automatically(
+    installed_kernel, engine, kernel, tmp_path
+):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, installed_kernel, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    orphan_id = owner.stdout.readline().strip()
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+    await kernel.manager.restart_kernel()  # a start, in this live process
+    deadline = time.monotonic() + 30
+    while kernel_containers(engine, orphan_id) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    assert kernel_containers(engine, orphan_id) == []
+    assert any(
+        c.labels.get(LABEL_KERNEL_ID) == kernel.manager.kernel_id
+        for c in engine.kernel_containers()
+    )

@@ -1,0 +1,120 @@
+"""As a real user: not root, only in the 'docker' group, with their own venv.
+
+Root hides ownership bugs (everything root writes is root's anyway), so this test
+creates an unprivileged user and proves engine access, the cache-hit install, the
+kernel's uid and the ownership of what it writes, all as that user.
+"""
+
+import os
+import pwd
+import shutil
+import subprocess
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from .conftest import BASE
+
+USER = "dk-tester"
+REPO = Path(__file__).resolve().parents[2]
+VENV = Path("/tmp/dk-tester-venv")
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, os, sys
+    from jupyter_client.manager import AsyncKernelManager
+
+    async def main():
+        manager = AsyncKernelManager(kernel_name=sys.argv[1])
+        await manager.start_kernel(cwd=sys.argv[2])
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        out = []
+        def hook(message):
+            if message["msg_type"] == "stream":
+                out.append(message["content"]["text"])
+        code = "import os; open('owned.txt', 'w'); print('UID', os.getuid(), os.getcwd())"
+        await client.execute_interactive(code, output_hook=hook, timeout=60)
+        client.stop_channels()
+        await manager.shutdown_kernel()
+        print("".join(out), end="")
+
+    asyncio.run(main())
+    """
+)
+
+
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.skip("creating a test user needs root (CI runs as root)")
+    if not shutil.which("runuser") or not shutil.which("useradd"):
+        pytest.fail("runuser and useradd are needed to test as an unprivileged user")
+
+
+@pytest.fixture(scope="module")
+def user_env(engine, base_image):
+    """A user in the docker group, and a venv of this checkout they can execute."""
+    _need_root()
+    try:
+        pwd.getpwnam(USER)
+    except KeyError:
+        subprocess.run(["useradd", "--create-home", "--groups", "docker", USER], check=True)
+    subprocess.run(["usermod", "--append", "--groups", "docker", USER], check=True)
+    if not (VENV / "bin" / "python").exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
+        subprocess.run([VENV / "bin" / "pip", "install", "-q", str(REPO)], check=True)
+    else:
+        subprocess.run(
+            [VENV / "bin" / "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
+            check=True,
+        )
+    account = pwd.getpwnam(USER)
+    work = Path(account.pw_dir) / "notebooks"
+    work.mkdir(exist_ok=True)
+    os.chown(work, account.pw_uid, account.pw_gid)
+    (work / "owned.txt").unlink(missing_ok=True)
+    return account, work
+
+
+def as_user(account, *command: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {
+        "HOME": account.pw_dir,
+        "PATH": f"{VENV}/bin:/usr/bin:/bin",
+        "JUPYTER_DATA_DIR": f"{account.pw_dir}/.local/share/jupyter",
+        "LANG": "C.UTF-8",
+    }
+    return subprocess.run(
+        ["runuser", "-u", USER, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *command],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd="/",
+    )
+
+
+def test_user_in_docker_group_installs_and_runs_a_kernel_owning_its_files(user_env):
+    account, work = user_env
+    install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
+    assert install.returncode == 0, install.stderr
+    assert install.stdout.strip() == "distro-debian-12"
+
+    run = as_user(account, "python", "-c", SCRIPT, "distro-debian-12", str(work))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["UID", str(account.pw_uid), str(work)]
+    made = (work / "owned.txt").stat()
+    assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)
+
+
+def test_user_outside_docker_group_is_told_how_to_get_access(user_env):
+    account, _ = user_env
+    subprocess.run(["gpasswd", "--delete", USER, "docker"], check=True, capture_output=True)
+    try:
+        result = as_user(account, "distrokernels", "list")
+        gc = as_user(account, "distrokernels", "gc")
+    finally:
+        subprocess.run(["usermod", "--append", "--groups", "docker", USER], check=True)
+    assert result.returncode == 0  # listing works without the engine
+    assert gc.returncode == 3
+    assert "docker' group" in gc.stderr
