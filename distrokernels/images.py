@@ -20,12 +20,14 @@ from typing import Any
 from . import __version__, bootstrap
 from .distros import OsRelease
 from .engine import LABEL, Engine
-from .errors import BuildFailed, ImageNotFound, InvalidInput
+from .errors import BuildFailed, ImageNotFound, InvalidInput, NoRecipe
 from .probe import Probe, probe_image
 from .recipes import recipe_for
 from .wheels import download_wheels, ipykernel_stack
 
 VENV = "/opt/distrokernels"
+# An image's python3 older than this is replaced where the recipe offers a newer one.
+PREFERRED_PYTHON = (3, 8)
 KERNEL_PYTHON = f"{VENV}/bin/python"
 REPOSITORY = "distrokernels"
 
@@ -111,11 +113,23 @@ class LayerPlan:
         )
 
 
-def plan_layer(base: str, os_release: OsRelease, python_path: str = "") -> LayerPlan:
-    """Use the image's python3 when it has one, else the distro recipe's."""
-    if python_path:
+def plan_layer(
+    base: str,
+    os_release: OsRelease,
+    python_path: str = "",
+    python: tuple[int, int] | None = None,
+) -> LayerPlan:
+    """Use the image's python3 when it has a recent one, else the distro recipe's."""
+    if python_path and (python is None or python >= PREFERRED_PYTHON):
         return LayerPlan(base, python_path, "")
-    recipe = recipe_for(os_release)
+    try:
+        recipe = recipe_for(os_release)
+    except NoRecipe:
+        if python_path:  # old, but the only Python there is
+            return LayerPlan(base, python_path, "")
+        raise
+    if python_path and not recipe.upgrades_old_python:
+        return LayerPlan(base, python_path, "")
     return LayerPlan(base, recipe.python_path(os_release), recipe.install_python(os_release))
 
 
@@ -196,7 +210,9 @@ def build_kernel_image(
 ) -> KernelImage:
     """Build (or find in the cache) the kernel image for ``base``."""
     probe = probe_image(engine, base.id)
-    plan = plan_layer(base.id, probe.os_release, probe.python_path)
+    plan = plan_layer(
+        base.id, probe.os_release, probe.python_path, probe.python if probe.has_python else None
+    )
     with tempfile.TemporaryDirectory(prefix="distrokernels-build-") as tmp:
         context = Path(tmp)
         (context / "wheels").mkdir()
@@ -210,6 +226,7 @@ def build_kernel_image(
                     f"the recipe for {probe.os_release.display_name} ran but left no python3",
                     "report this with the output of `distrokernels dockerfile IMAGE`",
                 )
+            plan = LayerPlan(plan.base, probe.python_path, plan.install_python)
         requirements = ipykernel_stack(probe.python)
         dockerfile = plan.dockerfile(requirements)
         key = build_key(base.id, dockerfile)

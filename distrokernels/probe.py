@@ -18,11 +18,11 @@ PROBE_SCRIPT = r"""
 echo '@@os-release'
 cat /etc/os-release 2>/dev/null || cat /usr/lib/os-release 2>/dev/null
 echo '@@python'
-for candidate in python3 python3.13 python3.12 python3.11 python3.10 python3.9 python3.8 \
-    python3.7 python3.6; do
+for candidate in python3 python3.14 python3.13 python3.12 python3.11 python3.10 python3.9 \
+    python3.8 python3.7 python3.6 python; do
   path=$(command -v "$candidate" 2>/dev/null) || continue
-  "$path" -c 'import sys; print(sys.executable); print("%d.%d.%d" % sys.version_info[:3])' \
-    2>/dev/null && break
+  "$path" -c 'import sys; print("%s %d.%d.%d" % ((sys.executable,) + sys.version_info[:3]))' \
+    2>/dev/null
 done
 echo '@@libc'
 getconf GNU_LIBC_VERSION 2>/dev/null || (ls /lib/ld-musl-* >/dev/null 2>&1 && \
@@ -63,8 +63,7 @@ def parse_probe_output(text: str) -> Probe:
             sections[current] = []
         elif current:
             sections[current].append(line)
-    python_lines = [line.strip() for line in sections.get("python", []) if line.strip()]
-    python_path, python_full = python_lines[:2] if len(python_lines) >= 2 else ("", "")
+    python_path, python_full = _newest_python(sections.get("python", []))
     libc_line = " ".join(sections.get("libc", [])).strip()
     match = re.match(r"(glibc|musl)\s+(\d+)\.(\d+)", libc_line)
     libc, libc_version = (
@@ -84,6 +83,19 @@ def parse_probe_output(text: str) -> Probe:
         libc_version=libc_version,
         machine=machine,
     )
+
+
+def _newest_python(lines: list[str]) -> tuple[str, str]:
+    """The newest Python 3 among 'path X.Y.Z' lines; ('', '') when there is none."""
+    found = []
+    for line in lines:
+        path, _, version = line.strip().rpartition(" ")
+        if path and re.fullmatch(r"3\.\d+\.\d+", version):
+            found.append((tuple(int(part) for part in version.split(".")), path, version))
+    if not found:
+        return "", ""
+    _, path, version = max(found)
+    return path, version
 
 
 def probe_image(engine: Engine, image: str) -> Probe:

@@ -20,6 +20,9 @@ class Recipe(ABC):
     family: ClassVar[str]
     #: The command that lists installed distro packages as "name version" lines.
     package_query: ClassVar[str]
+    #: Whether the recipe should replace an image's python3 older than 3.8 with a newer
+    #: one from the same archive (EL8 and Leap 15 ship 3.6 beside python3.11 packages).
+    upgrades_old_python: ClassVar[bool] = False
 
     @abstractmethod
     def matches(self, os_release: OsRelease) -> bool:
@@ -30,8 +33,14 @@ class Recipe(ABC):
         """A shell command (one RUN) that installs python3 and leaves no caches behind."""
 
     def python_path(self, os_release: OsRelease) -> str:
-        """The interpreter ``install_python`` provides."""
+        """The interpreter ``install_python`` is expected to provide (the build probes it)."""
         return "/usr/bin/python3"
+
+
+def _first_available(install: str, packages: tuple[str, ...]) -> str:
+    """Install the first package of ``packages`` the archive has: newest Python first."""
+    names = " ".join(packages)
+    return f'for p in {names}; do {install} "$p" && break; done && command -v python3'
 
 
 class AptRecipe(Recipe):
@@ -53,7 +62,113 @@ class AptRecipe(Recipe):
         )
 
 
-RECIPES: tuple[Recipe, ...] = (AptRecipe(),)
+# CentOS 7 is end of life: mirrorlist.centos.org is gone, the packages live on in the vault.
+CENTOS7_VAULT = (
+    "sed -i -e 's|^mirrorlist=|#mirrorlist=|'"
+    " -e 's|^#\\?baseurl=http://mirror.centos.org/centos/\\$releasever|"
+    "baseurl=http://vault.centos.org/7.9.2009|'"
+    " /etc/yum.repos.d/*.repo"
+)
+
+
+class YumRecipe(Recipe):
+    """CentOS 7 (from the vault) and Amazon Linux 2: yum, python3 3.6 / 3.7."""
+
+    family = "yum"
+    package_query = "rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\\n'"
+
+    def matches(self, os_release: OsRelease) -> bool:
+        return (os_release.id, os_release.version_id.split(".")[0]) in (
+            ("centos", "7"),
+            ("amzn", "2"),
+        )
+
+    def install_python(self, os_release: OsRelease) -> str:
+        steps = [CENTOS7_VAULT] if os_release.id == "centos" else []
+        steps += ["yum install -y python3", "yum clean all", "rm -rf /var/cache/yum"]
+        return " && ".join(steps)
+
+
+class DnfRecipe(Recipe):
+    """Fedora, Amazon Linux 2023 and the EL family (CentOS Stream, RHEL/UBI, Rocky, Alma,
+    Oracle): dnf, or microdnf on minimal images; the newest python3.X module on EL."""
+
+    family = "dnf"
+    package_query = YumRecipe.package_query
+    upgrades_old_python = True
+
+    def matches(self, os_release: OsRelease) -> bool:
+        return os_release.family in ("rhel", "fedora", "amzn")
+
+    def install_python(self, os_release: OsRelease) -> str:
+        el = os_release.family == "rhel"
+        packages = ("python3.12", "python3.11", "python39", "python3") if el else ("python3",)
+        install = "$dnf install -y --nodocs --setopt=install_weak_deps=0"
+        return (
+            "dnf=$(command -v dnf || command -v microdnf)"
+            f" && {_first_available(install, packages)}"
+            " && $dnf clean all && rm -rf /var/cache/dnf /var/cache/yum"
+        )
+
+
+class ZypperRecipe(Recipe):
+    """openSUSE Leap and Tumbleweed, SLES/BCI: zypper; Leap 15's python3 is 3.6, so the
+    newest pythonXY package is preferred."""
+
+    family = "suse"
+    package_query = YumRecipe.package_query
+    upgrades_old_python = True
+
+    def matches(self, os_release: OsRelease) -> bool:
+        return os_release.family == "suse"
+
+    def install_python(self, os_release: OsRelease) -> str:
+        rolling = os_release.id == "opensuse-tumbleweed"
+        packages = ("python3",) if rolling else ("python313", "python312", "python311", "python3")
+        return (
+            _first_available("zypper --non-interactive install --no-recommends", packages)
+            + " && zypper clean --all"
+        )
+
+
+class ApkRecipe(Recipe):
+    """Alpine: musl, so the wheels are musllinux ones (the probe reports the libc)."""
+
+    family = "alpine"
+    package_query = "apk info -v"
+
+    def matches(self, os_release: OsRelease) -> bool:
+        return os_release.family == "alpine"
+
+    def install_python(self, os_release: OsRelease) -> str:
+        return "apk add --no-cache python3"
+
+
+class PacmanRecipe(Recipe):
+    """Arch Linux: a rolling release whose python is always current."""
+
+    family = "arch"
+    package_query = "pacman -Q"
+
+    def matches(self, os_release: OsRelease) -> bool:
+        return os_release.family == "arch"
+
+    def install_python(self, os_release: OsRelease) -> str:
+        return "pacman -Sy --noconfirm --needed python && pacman -Scc --noconfirm"
+
+    def python_path(self, os_release: OsRelease) -> str:
+        return "/usr/bin/python"
+
+
+# Most specific first: CentOS 7 and Amazon Linux 2 are in the rhel/amzn families too.
+RECIPES: tuple[Recipe, ...] = (
+    AptRecipe(),
+    YumRecipe(),
+    DnfRecipe(),
+    ZypperRecipe(),
+    ApkRecipe(),
+    PacmanRecipe(),
+)
 
 
 def recipe_for(os_release: OsRelease) -> Recipe:

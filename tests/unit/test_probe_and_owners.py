@@ -9,8 +9,9 @@ DEBIAN = """@@os-release
 ID=debian
 VERSION_ID="12"
 @@python
-/usr/bin/python3
-3.11.2
+/usr/bin/python3 3.11.2
+/usr/bin/python3.9 3.9.2
+/usr/bin/python 2.7.18
 @@libc
 glibc 2.36
 @@machine
@@ -24,6 +25,11 @@ def test_probe_reads_distro_python_libc_and_machine():
     assert probe.python_path == "/usr/bin/python3"
     assert probe.python == (3, 11)
     assert (probe.libc, probe.libc_version, probe.machine) == ("glibc", (2, 36), "x86_64")
+
+
+def test_probe_prefers_the_newest_python3_on_path():
+    probe = parse_probe_output("@@python\n/usr/bin/python3 3.6.8\n/usr/bin/python3.11 3.11.9\n")
+    assert (probe.python_path, probe.python_full_version) == ("/usr/bin/python3.11", "3.11.9")
 
 
 def test_probe_of_image_without_python_says_so():
