@@ -28,6 +28,9 @@ _SHORT_NAMES = {
     "ubuntu": "Ubuntu",
 }
 
+# Products that share an ID with another, told apart by NAME: (ID, NAME) -> (name, slug).
+_PRODUCTS = {("centos", "CentOS Stream"): ("CentOS Stream", "centos-stream")}
+
 # Rolling releases: their VERSION_ID is a build date, not a version anyone names.
 _ROLLING = {"arch", "opensuse-tumbleweed"}
 
@@ -106,13 +109,16 @@ class OsRelease:
     @property
     def display_name(self) -> str:
         """'Debian 12', 'CentOS 7', 'openSUSE Leap 15.6', 'Arch Linux'."""
-        base = _SHORT_NAMES.get(self.id) or self.name or self.id
+        product = _PRODUCTS.get((self.id, self.name))
+        base = product[0] if product else _SHORT_NAMES.get(self.id) or self.name or self.id
         return f"{base} {self.version}".strip()
 
     @property
     def slug(self) -> str:
         """A name safe for kernelspecs and image repositories: 'debian-12', 'ubuntu-22.04'."""
-        return slugify(f"{self.id}-{self.version}" if self.version else self.id)
+        product = _PRODUCTS.get((self.id, self.name))
+        stem = product[1] if product else self.id
+        return slugify(f"{stem}-{self.version}" if self.version else stem)
 
 
 def slugify(text: str) -> str:

@@ -50,7 +50,7 @@ class Probe:
         return python_version(self.python_full_version)
 
     def platform(self) -> Platform:
-        return Platform(self.python, self.libc, self.libc_version, self.machine)
+        return Platform(self.python_full_version, self.libc, self.libc_version, self.machine)
 
 
 def parse_probe_output(text: str) -> Probe:
@@ -87,15 +87,14 @@ def parse_probe_output(text: str) -> Probe:
 
 def _newest_python(lines: list[str]) -> tuple[str, str]:
     """The newest Python 3 among 'path X.Y.Z' lines; ('', '') when there is none."""
-    found = []
+    best: tuple[tuple[int, ...], str, str] | None = None
     for line in lines:
         path, _, version = line.strip().rpartition(" ")
         if path and re.fullmatch(r"3\.\d+\.\d+", version):
-            found.append((tuple(int(part) for part in version.split(".")), path, version))
-    if not found:
-        return "", ""
-    _, path, version = max(found)
-    return path, version
+            numbers = tuple(int(part) for part in version.split("."))
+            if best is None or numbers > best[0]:  # ties keep the first: plain python3
+                best = (numbers, path, version)
+    return (best[1], best[2]) if best else ("", "")
 
 
 def probe_image(engine: Engine, image: str) -> Probe:

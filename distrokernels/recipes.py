@@ -57,6 +57,10 @@ class AptRecipe(Recipe):
             "export DEBIAN_FRONTEND=noninteractive"
             " && apt-get update"
             " && apt-get install -y --no-install-recommends python3"
+            # pip below Python 3.10 imports distutils, which Debian ships apart.
+            " && if python3 -c 'import sys; sys.exit(sys.version_info >= (3, 10))'"
+            " && ! python3 -c 'import distutils.cmd' 2>/dev/null;"
+            " then apt-get install -y --no-install-recommends python3-distutils; fi"
             " && apt-get clean"
             " && rm -rf /var/lib/apt/lists/*"
         )

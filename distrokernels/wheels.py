@@ -7,13 +7,18 @@ for the *image's* platform: its Python version and ABI, its libc and architectur
 
 from __future__ import annotations
 
+import email.parser
 import hashlib
 import re
 import subprocess
 import sys
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from .errors import WheelResolutionFailed
 
@@ -74,10 +79,14 @@ def pinned_version(requirements: tuple[str, ...], package: str) -> str:
 class Platform:
     """What a wheel must match to run in the image."""
 
-    python: tuple[int, int]
+    python_full_version: str  # '3.6.8': Requires-Python can say >=3.6.1
     libc: str  # "glibc" or "musl"
     libc_version: tuple[int, int]
     machine: str  # as Docker or uname says it: amd64, x86_64, arm64, ...
+
+    @property
+    def python(self) -> tuple[int, int]:
+        return python_version(self.python_full_version)
 
     @property
     def arch(self) -> str:
@@ -116,19 +125,96 @@ def download_wheels(
     dest: Path,
     progress: Callable[[str], None] = lambda line: None,
 ) -> list[Wheel]:
-    """Download the requirements and all their dependencies as wheels for ``platform``."""
+    """Download the requirements and all their dependencies as wheels for ``platform``.
+
+    pip evaluates dependency markers (``python_version < "3.10"``) for the *host's*
+    Python, not the target's; so after each round the wheels' own metadata is read with
+    the image's marker environment and what is still missing is fetched, pinned to
+    what is already there.
+    """
     dest.mkdir(parents=True, exist_ok=True)
+    wanted = tuple(requirements)
+    for _ in range(6):
+        _pip_download(wanted, platform, dest, progress)
+        wanted = missing_requirements(dest, platform)
+        if not wanted:
+            break
+        progress(f"also needed on Python {platform.python_full_version}: {' '.join(wanted)}")
+    else:
+        raise WheelResolutionFailed(
+            f"the dependencies of {' '.join(requirements)} did not settle for "
+            f"Python {platform.python_full_version}: still missing {' '.join(wanted)}",
+            "pin them in distrokernels/wheels.py",
+        )
+    return sorted(
+        (Wheel(path.name, _sha256(path)) for path in dest.glob("*.whl")),
+        key=lambda wheel: wheel.filename,
+    )
+
+
+def marker_environment(platform: Platform) -> dict[str, str]:
+    """PEP 508 marker values as the image's interpreter would report them."""
+    version = ".".join(platform.python_full_version.split(".")[:2])
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": platform.python_full_version,
+        "os_name": "posix",
+        "platform_machine": platform.arch,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": "Linux",
+        "platform_version": "",
+        "python_full_version": platform.python_full_version,
+        "python_version": version,
+        "sys_platform": "linux",
+        "extra": "",
+    }
+
+
+def missing_requirements(dest: Path, platform: Platform) -> tuple[str, ...]:
+    """Requirements of the downloaded wheels that apply on ``platform`` but have no wheel."""
+    environment = marker_environment(platform)
+    present = {canonicalize_name(path.name.split("-")[0]) for path in dest.glob("*.whl")}
+    missing = set()
+    for path in dest.glob("*.whl"):
+        for line in _requires_dist(path):
+            requirement = Requirement(line)
+            if requirement.marker and not requirement.marker.evaluate(environment):
+                continue
+            if canonicalize_name(requirement.name) not in present:
+                requirement.marker = None
+                missing.add(str(requirement))
+    return tuple(sorted(missing))
+
+
+def _requires_dist(wheel: Path) -> list[str]:
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        metadata = email.parser.Parser().parsestr(archive.read(name).decode())
+    return metadata.get_all("Requires-Dist") or []
+
+
+def _pip_download(
+    requirements: tuple[str, ...],
+    platform: Platform,
+    dest: Path,
+    progress: Callable[[str], None],
+) -> None:
+    # What is already downloaded stays as it is: later rounds only add to it.
+    constraints = dest.parent / f"{dest.name}-constraints.txt"
+    present = [Wheel(path.name, "") for path in dest.glob("*.whl")]
+    constraints.write_text("".join(f"{wheel.name}=={wheel.version}\n" for wheel in present))
     command = [
         sys.executable, "-m", "pip", "download",
         "--dest", str(dest),
         "--only-binary=:all:",
         "--progress-bar", "off",
-        "--python-version", f"{platform.python[0]}.{platform.python[1]}",
+        "--python-version", platform.python_full_version,
         "--implementation", "cp",
     ]  # fmt: skip
     for tag in platform.pip_platforms():
         command += ["--platform", tag]
-    command += list(requirements)
+    command += ["--constraint", str(constraints), *requirements]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     tail: list[str] = []
@@ -138,17 +224,15 @@ def download_wheels(
         if line.startswith(("Collecting", "Saved", "Downloading", "File was already")):
             progress(line)
     if process.wait() != 0:
-        errors = [line for line in tail if "ERROR" in line] or tail[-3:]
+        errors = [
+            line[:200] for line in tail if "ERROR" in line and "Ignored the following" not in line
+        ]
         raise WheelResolutionFailed(
-            f"pip could not find wheels for Python {platform.python[0]}.{platform.python[1]} "
+            f"pip could not find wheels for Python {platform.python_full_version} "
             f"on {platform.libc} {platform.libc_version[0]}.{platform.libc_version[1]} "
-            f"{platform.arch}: {' '.join(errors)}",
+            f"{platform.arch}: {' '.join(errors or tail[-2:])}",
             "check the host's pip index configuration (pip config list)",
         )
-    return sorted(
-        (Wheel(path.name, _sha256(path)) for path in dest.glob("*.whl")),
-        key=lambda wheel: wheel.filename,
-    )
 
 
 def _sha256(path: Path) -> str:

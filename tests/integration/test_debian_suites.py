@@ -1,0 +1,67 @@
+"""Three Debian releases side by side, each bootstrapped without python3: the apt recipe
+installs it, and each kernel runs its release's Python with the matching ipykernel pin."""
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+from .conftest import execute, run_cli
+
+SUITES = [
+    ("debian:bullseye", "distro-debian-11", "Python 3.9 (Debian 11)", "3.9", "6.31.0"),
+    ("debian:bookworm", "distro-debian-12", "Python 3.11 (Debian 12)", "3.11", "7.4.0"),
+    ("debian:trixie", "distro-debian-13", "Python 3.13 (Debian 13)", "3.13", "7.4.0"),
+]
+
+
+@pytest.mark.parametrize(("base", "name", "display", "python", "ipykernel"), SUITES)
+async def test_each_suite_gives_a_kernel_with_its_python_and_pinned_ipykernel(
+    engine, base, name, display, python, ipykernel, tmp_path
+):
+    if engine.find_image(base) is None:
+        pytest.fail(f"{base} is missing: dev/test bootstraps it (DK_BASES)")
+    probe = engine.run_script(base, "command -v python3 || echo none")
+    assert probe.strip() == "none", "the base must lack python3 to prove the apt recipe"
+
+    install = run_cli("install", base, "--replace")
+    assert install.returncode == 0, install.stderr
+    assert install.stdout.strip() == name
+    listing = run_cli("list")
+    assert display in listing.stdout
+
+    manager = AsyncKernelManager(kernel_name=name)
+    await manager.start_kernel(cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        output, reply = await execute(
+            client,
+            "import sys, ipykernel\n"
+            "print('%d.%d' % sys.version_info[:2], ipykernel.__version__)",
+        )
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+    assert reply["status"] == "ok", output
+    assert output.split() == [python, ipykernel]
+
+
+def test_image_that_already_has_python3_gets_only_the_venv_layer(engine, base_image, tmp_path):
+    tag = "distrokernels-test/bookworm-with-python:1"
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {base_image}\n"
+        "RUN apt-get update && apt-get install -y --no-install-recommends python3 "
+        "&& rm -rf /var/lib/apt/lists/*\n"
+    )
+    engine.build(tmp_path, tag=tag, progress=lambda line: None)
+    try:
+        dockerfile = run_cli("dockerfile", tag)
+        assert dockerfile.returncode == 0, dockerfile.stderr
+        assert "apt-get" not in dockerfile.stdout
+        assert "RUN /usr/bin/python3 -m venv" in dockerfile.stdout
+        install = run_cli("install", tag, "--name", "dk-test-with-python", "--replace")
+        assert install.returncode == 0, install.stderr
+        assert "installing Python" not in install.stderr
+    finally:
+        run_cli("remove", "dk-test-with-python", "--image")
+        engine.remove_image(tag)
