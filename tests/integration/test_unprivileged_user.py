@@ -64,12 +64,8 @@ def user_env(engine, base_image):
     subprocess.run(["usermod", "--append", "--groups", "docker", USER], check=True)
     if not (VENV / "bin" / "python").exists():
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
-        subprocess.run([VENV / "bin" / "pip", "install", "-q", str(REPO)], check=True)
-    else:
-        subprocess.run(
-            [VENV / "bin" / "pip", "install", "-q", "--no-deps", "--force-reinstall", str(REPO)],
-            check=True,
-        )
+    # A copy of this checkout (not editable: the user may not reach the repository).
+    subprocess.run([VENV / "bin" / "pip", "install", "-q", str(REPO)], check=True)
     account = pwd.getpwnam(USER)
     work = Path(account.pw_dir) / "notebooks"
     work.mkdir(exist_ok=True)
