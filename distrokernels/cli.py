@@ -11,18 +11,14 @@ import json
 import sys
 from pathlib import Path
 
-from . import __version__, bootstrap, images, kernelspecs, runner
+from . import __version__, bootstrap, images, installer, kernelspecs, locks, usage
 from .distros import OsRelease
+from .dockerfiles import plan_layer
 from .engine import Engine
 from .errors import DistroKernelsError, EngineUnavailable, InvalidInput
 from .probe import probe_image
-from .wheels import ipykernel_stack, python_version
-
-_SOURCES = {
-    "local": "found on this machine",
-    "pulled": "pulled from its registry",
-    "bootstrapped": "bootstrapped from the Debian archive (no registry reachable)",
-}
+from .recipes import validate_package_names
+from .wheels import WheelSource, ipykernel_stack, parse_requirements, python_version
 
 
 def _progress(line: str) -> None:
@@ -34,29 +30,69 @@ def _say(line: str) -> None:
 
 
 def cmd_install(args: argparse.Namespace) -> int:
-    if args.name:
-        kernelspecs.validate_name(args.name)
-    if args.display_name is not None:
-        kernelspecs.validate_display_name(args.display_name)
-    images.validate_reference(args.image)
-    config = _provisioner_config(args)
-    engine = Engine.connect()
-    base = images.acquire_base(engine, args.image, pull=not args.no_pull, progress=_progress)
-    _say(f"base image {args.image}: {_SOURCES[base.source]} ({base.id[:19]})")
-    image = images.build_kernel_image(engine, base, progress=_progress, rebuild=args.rebuild)
-    name = args.name or kernelspecs.default_name(image)
-    display_name = args.display_name or kernelspecs.default_display_name(image)
-    folder = kernelspecs.install(
-        image,
-        name,
-        display_name,
-        config={"source": args.image, **config},
+    lock = locks.Lock.from_text(Path(args.lock).read_text(), args.lock) if args.lock else None
+    reference = args.image or (lock.base_reference if lock else "")
+    if not reference:
+        raise InvalidInput("install needs an IMAGE or --lock FILE", "pass one")
+    options = images.BuildOptions(
+        extras=_extras(args, lock),
+        source=_wheel_source(args),
+        lock=lock,
+        rebuild=args.rebuild,
+    )
+    installed = installer.install_kernel(
+        reference,
+        options,
+        _progress,
+        name=args.name,
+        display_name=args.display_name,
+        config=_provisioner_config(args),
         user=not args.sys_prefix and args.prefix is None,
         prefix=sys.prefix if args.sys_prefix else args.prefix,
         replace=args.replace,
+        pull=not args.no_pull,
     )
-    _say(f"installed {name!r} ({display_name}) in {folder}")
-    print(name)
+    _say(f"installed {installed.name!r} ({installed.display_name}) in {installed.folder}")
+    print(installed.name)
+    return 0
+
+
+def _extras(args: argparse.Namespace, lock: locks.Lock | None) -> images.Extras:
+    pip = list(args.pip or [])
+    if args.requirements:
+        pip += Path(args.requirements).read_text().splitlines()
+    packages = tuple(args.packages or [])
+    if lock is not None:
+        if pip or packages:
+            raise InvalidInput("--lock fixes the extras", "drop --pip/--requirements/--packages")
+        return images.Extras(tuple(lock.extras["pip"]), tuple(lock.extras["packages"]))
+    return images.Extras(parse_requirements(pip), validate_package_names(packages))
+
+
+def _wheel_source(args: argparse.Namespace) -> WheelSource:
+    wheelhouse = Path(args.wheelhouse).resolve() if args.wheelhouse else None
+    if wheelhouse is not None and not wheelhouse.is_dir():
+        raise InvalidInput(f"--wheelhouse {args.wheelhouse} is not a folder", "fix the path")
+    if args.offline and wheelhouse is None:
+        raise InvalidInput(
+            "--offline needs --wheelhouse DIR: the wheels have to come from somewhere",
+            "fill one with `pip download -d DIR ...` while online",
+        )
+    return WheelSource(wheelhouse=wheelhouse, offline=args.offline)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    print(kernelspecs.find(args.name).lock_text(), end="")
+    return 0
+
+
+def cmd_images(args: argparse.Namespace) -> int:
+    kernels = kernelspecs.installed_kernels()
+    report = usage.disk_usage(Engine.connect(), kernels)
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2))
+        return 0
+    print(report.table())
     return 0
 
 
@@ -153,7 +189,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 def cmd_dockerfile(args: argparse.Namespace) -> int:
     if args.os_release:
         os_release = OsRelease.parse(Path(args.os_release).read_text())
-        plan = images.plan_layer("<base image>", os_release)
+        plan = plan_layer("<base image>", os_release)
         requirements = ipykernel_stack(python_version(args.python)) if args.python else None
     elif args.image:
         images.validate_reference(args.image)
@@ -162,7 +198,7 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
         if base is None:
             raise InvalidInput(f"{args.image} is not on this machine", f"docker pull {args.image}")
         probe = probe_image(engine, base["Id"])
-        plan = images.plan_layer(base["Id"], probe.os_release, probe.python_path)
+        plan = plan_layer(base["Id"], probe.os_release, probe.python_path)
         version = args.python or probe.python_full_version
         requirements = ipykernel_stack(python_version(version)) if version else None
     else:
@@ -172,8 +208,12 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from . import runner  # nbformat's schema validation costs most of a second to import
+
     output = Path(args.output) if args.output else None
-    target = runner.run_notebook(Path(args.notebook), args.kernel, output)
+    target = runner.run_notebook(
+        Path(args.notebook), args.kernel, output, install=args.install, progress=_progress
+    )
     _say(f"executed {args.notebook} -> {target}")
     return 0
 
@@ -186,7 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     install = commands.add_parser("install", help="build a distro kernel and register it")
-    install.add_argument("image", help="base image, e.g. debian:bookworm or ubuntu:22.04")
+    install.add_argument(
+        "image", nargs="?", help="base image, e.g. debian:bookworm (default: the lock's)"
+    )
     install.add_argument("--name", help="kernelspec name (default: distro-<id>-<version>)")
     install.add_argument("--display-name", help="name shown in Jupyter")
     where = install.add_mutually_exclusive_group()
@@ -200,7 +242,23 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--memory", help="memory limit, e.g. 2g")
     install.add_argument("--cpus", type=float, help="CPU limit, e.g. 1.5")
     install.add_argument("--mount", action="append", help="extra mount HOST[:CONTAINER][:ro|rw]")
+    install.add_argument("--pip", nargs="+", metavar="REQ", help="extra Python packages")
+    install.add_argument("--requirements", metavar="FILE", help="extra Python packages, a file")
+    install.add_argument("--packages", nargs="+", metavar="PKG", help="extra distro packages")
+    install.add_argument("--lock", metavar="FILE", help="rebuild exactly what an export recorded")
+    install.add_argument("--wheelhouse", metavar="DIR", help="a folder of wheels to use too")
+    install.add_argument("--offline", action="store_true", help="no network at all")
     install.set_defaults(run=cmd_install)
+
+    export = commands.add_parser("export", help="print a kernel's lock (for install --lock)")
+    export.add_argument("name")
+    export.set_defaults(run=cmd_export)
+
+    du = commands.add_parser(
+        "images", aliases=["du"], help="disk use per kernel, shared layers counted once"
+    )
+    du.add_argument("--json", action="store_true")
+    du.set_defaults(run=cmd_images)
 
     boot = commands.add_parser("bootstrap", help="make a Debian base image from the archive")
     boot.add_argument("image", help="debian:bullseye|bookworm|trixie|sid (or 11/12/13)")
@@ -230,6 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("notebook")
     run.add_argument("--kernel", help="kernelspec name (default: the notebook's own)")
     run.add_argument("--output", help="where to write the executed notebook (default: in place)")
+    run.add_argument(
+        "--install", action="store_true", help="install the notebook's kernel if it is missing"
+    )
     run.set_defaults(run=cmd_run)
     return parser
 

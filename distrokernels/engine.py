@@ -115,6 +115,8 @@ class Engine:
     @_engine_errors
     def find_image(self, reference: str) -> dict[str, Any] | None:
         """The image's inspect data, or None when it is not on this engine."""
+        if not reference:
+            return None
         try:
             return self.api.inspect_image(reference)
         except docker.errors.ImageNotFound:
@@ -168,6 +170,7 @@ class Engine:
         context: Path,
         tag: str | None,
         progress: Callable[[str], None],
+        network_mode: str | None = None,
     ) -> str:
         """Build the Dockerfile in ``context``; returns the image id.
 
@@ -184,6 +187,7 @@ class Engine:
             tag=tag,
             rm=True,
             forcerm=True,
+            network_mode=network_mode,
             pull=False,
             decode=True,
         )

@@ -78,3 +78,9 @@ class NotebookFailed(DistroKernelsError):
     """A cell raised while ``distrokernels run`` executed a notebook."""
 
     exit_code = 11
+
+
+class LockMismatch(DistroKernelsError):
+    """A kernel rebuilt from a lock differs from what the lock records."""
+
+    exit_code = 12

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -19,10 +18,12 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+from .dockerfiles import KERNEL_PYTHON
 from .errors import InvalidInput, KernelspecExists, KernelspecNotFound
-from .images import KERNEL_PYTHON, KernelImage
+from .images import KernelImage
 
 PROVISIONER_NAME = "distrokernels"
+LOCK_FILE = "kernel.lock"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
 
@@ -92,6 +93,9 @@ def kernelspec_json(
                 "image_id": image.id,
                 "base": image.label("base-ref"),
                 "base_image_id": image.label("base-image"),
+                "lock_digest": image.label("lock-digest"),
+                "extras_pip": image.label("extras-pip"),
+                "extras_packages": image.label("extras-packages"),
             },
         },
     }
@@ -120,6 +124,24 @@ class InstalledKernel:
     def info(self) -> dict[str, Any]:
         return self.spec.get("metadata", {}).get("distrokernels", {})
 
+    def lock_text(self) -> str:
+        path = Path(self.resource_dir) / LOCK_FILE
+        if not path.is_file():
+            raise KernelspecNotFound(
+                f"kernel {self.name!r} has no {LOCK_FILE}",
+                f"reinstall it: distrokernels install {self.info.get('base') or 'IMAGE'} --replace",
+            )
+        return path.read_text()
+
+
+def refuse_existing(name: str) -> None:
+    existing = KernelSpecManager().find_kernel_specs().get(name)
+    if existing:
+        raise KernelspecExists(
+            f"a kernelspec named {name!r} already exists at {existing}",
+            "pass --replace to overwrite it, or --name to choose another name",
+        )
+
 
 def install(
     image: KernelImage,
@@ -134,27 +156,21 @@ def install(
     validate_name(name)
     validate_display_name(display_name)
     manager = KernelSpecManager()
-    existing = manager.find_kernel_specs().get(name)
-    if existing and not replace:
-        raise KernelspecExists(
-            f"a kernelspec named {name!r} already exists at {existing}",
-            "pass --replace to overwrite it, or --name to choose another name",
-        )
+    if not replace:
+        refuse_existing(name)
     spec = kernelspec_json(image, display_name, config)
     with tempfile.TemporaryDirectory(prefix="distrokernels-spec-") as tmp:
         folder = Path(tmp) / name
         folder.mkdir()
         (folder / "kernel.json").write_text(json.dumps(spec, indent=2) + "\n")
+        if image.lock is not None:
+            (folder / LOCK_FILE).write_text(image.lock.to_text())
         for size in (32, 64):
             with resources.as_file(_logo(image, size)) as logo:
                 shutil.copyfile(logo, folder / f"logo-{size}x{size}.png")
         if prefix is not None:
             user = False
         return manager.install_kernel_spec(str(folder), name, user=user, prefix=prefix)
-
-
-def sys_prefix() -> str:
-    return sys.prefix
 
 
 def installed_kernels() -> list[InstalledKernel]:

@@ -7,19 +7,19 @@ the same for every distro and lives in images.py. Adding a distro family is addi
 
 from __future__ import annotations
 
+import re
+import shlex
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
 from .distros import OsRelease
-from .errors import NoRecipe
+from .errors import InvalidInput, NoRecipe
 
 
 class Recipe(ABC):
     """How one family of distros gets a Python interpreter."""
 
     family: ClassVar[str]
-    #: The command that lists installed distro packages as "name version" lines.
-    package_query: ClassVar[str]
     #: Whether the recipe should replace an image's python3 older than 3.8 with a newer
     #: one from the same archive (EL8 and Leap 15 ship 3.6 beside python3.11 packages).
     upgrades_old_python: ClassVar[bool] = False
@@ -29,8 +29,12 @@ class Recipe(ABC):
         """Whether this recipe applies to the distro."""
 
     @abstractmethod
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
+        """A shell command (one RUN) that installs distro packages, leaving no caches."""
+
     def install_python(self, os_release: OsRelease) -> str:
         """A shell command (one RUN) that installs python3 and leaves no caches behind."""
+        return self.install_packages(os_release, ("python3",))
 
     def python_path(self, os_release: OsRelease) -> str:
         """The interpreter ``install_python`` is expected to provide (the build probes it)."""
@@ -47,10 +51,16 @@ class AptRecipe(Recipe):
     """Debian and Ubuntu. The venv keeps PEP 668's externally-managed system Python intact."""
 
     family = "debian"
-    package_query = "dpkg-query -W -f '${Package} ${Version}\\n'"
 
     def matches(self, os_release: OsRelease) -> bool:
         return os_release.family == "debian"
+
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
+        return (
+            "export DEBIAN_FRONTEND=noninteractive && apt-get update"
+            f" && apt-get install -y --no-install-recommends {quote(names)}"
+            " && apt-get clean && rm -rf /var/lib/apt/lists/*"
+        )
 
     def install_python(self, os_release: OsRelease) -> str:
         return (
@@ -79,7 +89,6 @@ class YumRecipe(Recipe):
     """CentOS 7 (from the vault) and Amazon Linux 2: yum, python3 3.6 / 3.7."""
 
     family = "yum"
-    package_query = "rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\\n'"
 
     def matches(self, os_release: OsRelease) -> bool:
         return (os_release.id, os_release.version_id.split(".")[0]) in (
@@ -87,9 +96,9 @@ class YumRecipe(Recipe):
             ("amzn", "2"),
         )
 
-    def install_python(self, os_release: OsRelease) -> str:
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
         steps = [CENTOS7_VAULT] if os_release.id == "centos" else []
-        steps += ["yum install -y python3", "yum clean all", "rm -rf /var/cache/yum"]
+        steps += [f"yum install -y {quote(names)}", "yum clean all", "rm -rf /var/cache/yum"]
         return " && ".join(steps)
 
 
@@ -98,21 +107,22 @@ class DnfRecipe(Recipe):
     Oracle): dnf, or microdnf on minimal images; the newest python3.X module on EL."""
 
     family = "dnf"
-    package_query = YumRecipe.package_query
     upgrades_old_python = True
 
     def matches(self, os_release: OsRelease) -> bool:
         return os_release.family in ("rhel", "fedora", "amzn")
 
+    _INSTALL = "$dnf install -y --nodocs --setopt=install_weak_deps=0"
+    _DNF = "dnf=$(command -v dnf || command -v microdnf)"
+    _CLEAN = "$dnf clean all && rm -rf /var/cache/dnf /var/cache/yum"
+
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
+        return f"{self._DNF} && {self._INSTALL} {quote(names)} && {self._CLEAN}"
+
     def install_python(self, os_release: OsRelease) -> str:
         el = os_release.family == "rhel"
         packages = ("python3.12", "python3.11", "python39", "python3") if el else ("python3",)
-        install = "$dnf install -y --nodocs --setopt=install_weak_deps=0"
-        return (
-            "dnf=$(command -v dnf || command -v microdnf)"
-            f" && {_first_available(install, packages)}"
-            " && $dnf clean all && rm -rf /var/cache/dnf /var/cache/yum"
-        )
+        return f"{self._DNF} && {_first_available(self._INSTALL, packages)} && {self._CLEAN}"
 
 
 class ZypperRecipe(Recipe):
@@ -120,45 +130,47 @@ class ZypperRecipe(Recipe):
     newest pythonXY package is preferred."""
 
     family = "suse"
-    package_query = YumRecipe.package_query
     upgrades_old_python = True
 
     def matches(self, os_release: OsRelease) -> bool:
         return os_release.family == "suse"
 
+    _INSTALL = "zypper --non-interactive install --no-recommends"
+
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
+        return f"{self._INSTALL} {quote(names)} && zypper clean --all"
+
     def install_python(self, os_release: OsRelease) -> str:
         rolling = os_release.id == "opensuse-tumbleweed"
         packages = ("python3",) if rolling else ("python313", "python312", "python311", "python3")
-        return (
-            _first_available("zypper --non-interactive install --no-recommends", packages)
-            + " && zypper clean --all"
-        )
+        return f"{_first_available(self._INSTALL, packages)} && zypper clean --all"
 
 
 class ApkRecipe(Recipe):
     """Alpine: musl, so the wheels are musllinux ones (the probe reports the libc)."""
 
     family = "alpine"
-    package_query = "apk info -v"
 
     def matches(self, os_release: OsRelease) -> bool:
         return os_release.family == "alpine"
 
-    def install_python(self, os_release: OsRelease) -> str:
-        return "apk add --no-cache python3"
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
+        return f"apk add --no-cache {quote(names)}"
 
 
 class PacmanRecipe(Recipe):
     """Arch Linux: a rolling release whose python is always current."""
 
     family = "arch"
-    package_query = "pacman -Q"
 
     def matches(self, os_release: OsRelease) -> bool:
         return os_release.family == "arch"
 
+    def install_packages(self, os_release: OsRelease, names: tuple[str, ...]) -> str:
+        return f"pacman -Sy --noconfirm --needed {quote(names)} && pacman -Scc --noconfirm"
+
     def install_python(self, os_release: OsRelease) -> str:
-        return "pacman -Sy --noconfirm --needed python && pacman -Scc --noconfirm"
+        return self.install_packages(os_release, ("python",))
 
     def python_path(self, os_release: OsRelease) -> str:
         return "/usr/bin/python"
@@ -173,6 +185,24 @@ RECIPES: tuple[Recipe, ...] = (
     ApkRecipe(),
     PacmanRecipe(),
 )
+
+
+_PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_:~=<>-]{0,127}$")
+
+
+def validate_package_names(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Distro package names as package managers spell them; anything else is refused."""
+    for name in names:
+        if not _PACKAGE_NAME.match(name):
+            raise InvalidInput(
+                f"{name[:60]!r} is not a distro package name",
+                "pass names like build-essential, gcc or libxml2-dev to --packages",
+            )
+    return names
+
+
+def quote(names: tuple[str, ...]) -> str:
+    return " ".join(shlex.quote(name) for name in validate_package_names(names))
 
 
 def recipe_for(os_release: OsRelease) -> Recipe:

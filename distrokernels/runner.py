@@ -1,42 +1,83 @@
-"""Run a notebook headless in its distro kernel, and record where it ran.
+"""Run a notebook headless in its kernel, and record where it ran.
 
 The provenance written into the notebook's metadata says which userland produced the
-outputs: kernelspec, distro, Python, image id, and the host kernel it shared.
+outputs: kernelspec, distro, Python, image id, lock digest and the host kernel it
+shared. A notebook whose distro kernel is missing says how to get it back, from the
+provenance an earlier run left in it.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import nbformat
+from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from . import kernelspecs
-from .errors import InvalidInput, NotebookFailed
+from . import images, installer, kernelspecs
+from .distros import OsRelease
+from .errors import InvalidInput, KernelspecNotFound, NotebookFailed
 
 
 def notebook_kernel(notebook: Any) -> str:
     return notebook.metadata.get("kernelspec", {}).get("name", "")
 
 
-def provenance(kernel: kernelspecs.InstalledKernel) -> dict[str, str]:
-    info = kernel.info
+def provenance(name: str) -> dict[str, str]:
+    """Where a kernel runs: its distro kernel's image and lock, or the host itself."""
+    host = {"kernelspec": name, "host_kernel_release": os.uname().release}
+    try:
+        info = kernelspecs.find(name).info
+    except KernelspecNotFound:  # a local kernel: the host's own userland
+        release = OsRelease.parse(Path("/etc/os-release").read_text())
+        return {**host, "distro": release.pretty_name, "image": "", "image_id": ""}
     return {
-        "kernelspec": kernel.name,
+        **host,
         "distro": info.get("distro", ""),
         "python": info.get("python", ""),
         "ipykernel": info.get("ipykernel", ""),
         "image": info.get("image", ""),
         "image_id": info.get("image_id", ""),
-        "host_kernel_release": os.uname().release,
+        "base": info.get("base", ""),
+        "lock_digest": info.get("lock_digest", ""),
     }
 
 
+def _ensure_kernel(
+    name: str, notebook: Any, install: bool, progress: Callable[[str], None]
+) -> None:
+    try:
+        KernelSpecManager().get_kernel_spec(name)
+        return
+    except NoSuchKernel:
+        pass
+    base = notebook.metadata.get("distrokernels", {}).get("base", "")
+    if not base:
+        raise KernelspecNotFound(
+            f"the notebook's kernel {name!r} is not installed",
+            "install it (distrokernels install IMAGE --name NAME) or pass --kernel",
+        )
+    command = f"distrokernels install {base} --name {name}"
+    if not install:
+        raise KernelspecNotFound(
+            f"the notebook's kernel {name!r} is not installed",
+            f"run `{command}`, or pass --install",
+        )
+    progress(f"installing the notebook's kernel: {command}")
+    installer.install_kernel(base, images.BuildOptions(), progress, name=name)
+
+
 def run_notebook(
-    path: Path, kernel_name: str | None = None, output: Path | None = None, timeout: int = 600
+    path: Path,
+    kernel_name: str | None = None,
+    output: Path | None = None,
+    timeout: int = 600,
+    install: bool = False,
+    progress: Callable[[str], None] = lambda line: None,
 ) -> Path:
     """Execute every cell; write the executed notebook to ``output`` (default: in place)."""
     if not path.is_file():
@@ -47,7 +88,7 @@ def run_notebook(
         raise InvalidInput(
             f"{path} names no kernel", "pass --kernel NAME (see `distrokernels list`)"
         )
-    kernel = kernelspecs.find(name)
+    _ensure_kernel(name, notebook, install, progress)
     client = NotebookClient(
         notebook,
         kernel_name=name,
@@ -64,11 +105,12 @@ def run_notebook(
             f"a cell of {path} failed in {name}: {summary}",
             f"the executed notebook, with the traceback, is in {target}",
         ) from error
+    spec = KernelSpecManager().get_kernel_spec(name)
     notebook.metadata["kernelspec"] = {
         "name": name,
-        "display_name": kernel.spec.get("display_name", name),
-        "language": "python",
+        "display_name": spec.display_name,
+        "language": spec.language,
     }
-    notebook.metadata["distrokernels"] = provenance(kernel)
+    notebook.metadata["distrokernels"] = provenance(name)
     nbformat.write(notebook, target)
     return target

@@ -17,10 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.requirements import Requirement
+from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from .errors import WheelResolutionFailed
+from .errors import InvalidInput, WheelResolutionFailed
 
 # The newest ipykernel stack each Python can run, checked against the index's
 # Requires-Python. Older Pythons also need older pins of the packages whose newer
@@ -64,6 +64,29 @@ def ipykernel_stack(python: tuple[int, int]) -> tuple[str, ...]:
         )
     usable = [version for version in _STACKS if version <= python]
     return _STACKS[max(usable)]
+
+
+def parse_requirements(lines: list[str]) -> tuple[str, ...]:
+    """Requirement lines as a user writes them; comments and blanks dropped.
+
+    Only names, extras and version specifiers: pip options, URLs and paths are refused,
+    since the wheels are fetched on the host with its own index configuration.
+    """
+    requirements = []
+    for raw in lines:
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        try:
+            requirement = Requirement(line)
+        except InvalidRequirement as error:
+            raise InvalidInput(
+                f"{line[:60]!r} is not a Python requirement", "write it like numpy>=1.26"
+            ) from error
+        if requirement.url or line.startswith("-"):
+            raise InvalidInput(f"{line[:60]!r} names a URL or pip option", "use name[==version]")
+        requirements.append(str(requirement))
+    return tuple(requirements)
 
 
 def pinned_version(requirements: tuple[str, ...], package: str) -> str:
@@ -119,24 +142,47 @@ class Wheel:
         return self.filename.split("-")[1]
 
 
+@dataclass(frozen=True)
+class WheelSource:
+    """Where pip looks: the host's configured index, plus a local wheelhouse; or, offline,
+    the wheelhouse alone."""
+
+    wheelhouse: Path | None = None
+    offline: bool = False
+
+    def pip_options(self) -> list[str]:
+        options = ["--no-index"] if self.offline else []
+        if self.wheelhouse is not None:
+            options += ["--find-links", str(self.wheelhouse)]
+        return options
+
+    def hint(self) -> str:
+        if self.offline:
+            return f"add the missing wheels to {self.wheelhouse} (pip download -d DIR ...)"
+        return "check the host's pip index configuration (pip config list)"
+
+
 def download_wheels(
     requirements: tuple[str, ...],
     platform: Platform,
     dest: Path,
     progress: Callable[[str], None] = lambda line: None,
+    source: WheelSource = WheelSource(),
+    pinned: tuple[Wheel, ...] = (),
 ) -> list[Wheel]:
     """Download the requirements and all their dependencies as wheels for ``platform``.
 
     pip evaluates dependency markers (``python_version < "3.10"``) for the *host's*
     Python, not the target's; so after each round the wheels' own metadata is read with
     the image's marker environment and what is still missing is fetched, pinned to
-    what is already there.
+    what is already there. ``pinned`` wheels (already in the image) are kept as they are
+    and not downloaded again.
     """
     dest.mkdir(parents=True, exist_ok=True)
     wanted = tuple(requirements)
     for _ in range(6):
-        _pip_download(wanted, platform, dest, progress)
-        wanted = missing_requirements(dest, platform)
+        _pip_download(wanted, platform, dest, progress, source, pinned)
+        wanted = missing_requirements(dest, platform, pinned)
         if not wanted:
             break
         progress(f"also needed on Python {platform.python_full_version}: {' '.join(wanted)}")
@@ -146,8 +192,37 @@ def download_wheels(
             f"Python {platform.python_full_version}: still missing {' '.join(wanted)}",
             "pin them in distrokernels/wheels.py",
         )
+    installed = {canonicalize_name(wheel.name) for wheel in pinned}
+    for path in dest.glob("*.whl"):
+        if canonicalize_name(path.name.split("-")[0]) in installed:
+            path.unlink()  # pip fetched what the image already has: keep the image's
+    return _wheels_in(dest)
+
+
+def download_locked(
+    wheels: list[Wheel],
+    platform: Platform,
+    dest: Path,
+    progress: Callable[[str], None] = lambda line: None,
+    source: WheelSource = WheelSource(),
+) -> list[Wheel]:
+    """Download exactly these wheels, each checked against its recorded sha256."""
+    dest.mkdir(parents=True, exist_ok=True)
+    if not wheels:
+        return []
+    requirements = dest.parent / f"{dest.name}-locked.txt"
+    requirements.write_text(
+        "".join(f"{w.name}=={w.version} --hash=sha256:{w.sha256}\n" for w in wheels)
+    )
+    _pip_download(
+        ("--no-deps", "--require-hashes", "-r", str(requirements)), platform, dest, progress, source
+    )
+    return _wheels_in(dest)
+
+
+def _wheels_in(folder: Path) -> list[Wheel]:
     return sorted(
-        (Wheel(path.name, _sha256(path)) for path in dest.glob("*.whl")),
+        (Wheel(path.name, _sha256(path)) for path in folder.glob("*.whl")),
         key=lambda wheel: wheel.filename,
     )
 
@@ -171,10 +246,13 @@ def marker_environment(platform: Platform) -> dict[str, str]:
     }
 
 
-def missing_requirements(dest: Path, platform: Platform) -> tuple[str, ...]:
+def missing_requirements(
+    dest: Path, platform: Platform, pinned: tuple[Wheel, ...] = ()
+) -> tuple[str, ...]:
     """Requirements of the downloaded wheels that apply on ``platform`` but have no wheel."""
     environment = marker_environment(platform)
     present = {canonicalize_name(path.name.split("-")[0]) for path in dest.glob("*.whl")}
+    present |= {canonicalize_name(wheel.name) for wheel in pinned}
     missing = set()
     for path in dest.glob("*.whl"):
         for line in _requires_dist(path):
@@ -199,10 +277,12 @@ def _pip_download(
     platform: Platform,
     dest: Path,
     progress: Callable[[str], None],
+    source: WheelSource,
+    pinned: tuple[Wheel, ...] = (),
 ) -> None:
-    # What is already downloaded stays as it is: later rounds only add to it.
+    # What is already downloaded or installed stays as it is: later rounds only add.
     constraints = dest.parent / f"{dest.name}-constraints.txt"
-    present = [Wheel(path.name, "") for path in dest.glob("*.whl")]
+    present = [*pinned, *(Wheel(path.name, "") for path in dest.glob("*.whl"))]
     constraints.write_text("".join(f"{wheel.name}=={wheel.version}\n" for wheel in present))
     command = [
         sys.executable, "-m", "pip", "download",
@@ -214,7 +294,7 @@ def _pip_download(
     ]  # fmt: skip
     for tag in platform.pip_platforms():
         command += ["--platform", tag]
-    command += ["--constraint", str(constraints), *requirements]
+    command += [*source.pip_options(), "--constraint", str(constraints), *requirements]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     assert process.stdout is not None
     tail: list[str] = []
@@ -231,7 +311,7 @@ def _pip_download(
             f"pip could not find wheels for Python {platform.python_full_version} "
             f"on {platform.libc} {platform.libc_version[0]}.{platform.libc_version[1]} "
             f"{platform.arch}: {' '.join(errors or tail[-2:])}",
-            "check the host's pip index configuration (pip config list)",
+            source.hint(),
         )
 
 

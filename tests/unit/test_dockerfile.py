@@ -6,7 +6,7 @@ import pytest
 
 from distrokernels.distros import OsRelease
 from distrokernels.errors import NoRecipe
-from distrokernels.images import KERNEL_PYTHON, plan_layer, render_dockerfile
+from distrokernels.dockerfiles import KERNEL_PYTHON, plan_layer, render_dockerfile
 from distrokernels.wheels import ipykernel_stack
 
 DATA = Path(__file__).parent.parent / "data" / "os-release"

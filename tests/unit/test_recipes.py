@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from distrokernels.distros import OsRelease
-from distrokernels.images import plan_layer
+from distrokernels.dockerfiles import plan_layer
 from distrokernels.recipes import recipe_for
 from distrokernels.wheels import ipykernel_stack
 

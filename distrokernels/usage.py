@@ -1,0 +1,103 @@
+"""How much disk the distro kernels take, counting layers they share once.
+
+Kernel images stack three tiers: the base image, the dependency layer (Python and
+ipykernel) and an optional extras layer. Kernels of one base share its layers; kernels
+with different extras on one base share the dependency layer too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from .engine import LABEL, Engine
+from .kernelspecs import InstalledKernel
+
+
+@dataclass(frozen=True)
+class KernelUsage:
+    name: str
+    image: str
+    status: str
+    base: int = 0
+    dependency: int = 0
+    extras: int = 0
+    shared: int = 0
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    kernels: list[KernelUsage]
+    total: int  # every distinct tier once
+
+    def as_dict(self) -> dict:
+        return {"kernels": [asdict(k) for k in self.kernels], "total": self.total}
+
+    def table(self) -> str:
+        header = ("NAME", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS")
+        rows = [header] + [
+            (k.name, *(_mb(v) for v in (k.base, k.dependency, k.extras, k.shared)), k.status)
+            for k in self.kernels
+        ]
+        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+        lines = [
+            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+            for row in rows
+        ]
+        lines.append(f"total on disk, shared layers counted once: {_mb(self.total)}")
+        return "\n".join(lines)
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
+
+
+def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
+    """Sizes per tier; tiers are identified by their layer digests, not image ids, since
+    a relabelled image (same layers, new id) shares everything with its parent."""
+    inspected: dict[str, dict] = {}
+
+    def inspect(image_id: str) -> dict | None:
+        if not image_id:
+            return None
+        if image_id not in inspected:
+            data = engine.find_image(image_id)
+            if data is None:
+                return None
+            inspected[image_id] = data
+        return inspected[image_id]
+
+    tiers = []  # (kernel, base, dependency, image): each (layer digests, size)
+    usages = []
+    for kernel in kernels:
+        image = inspect(kernel.config.get("image_id") or kernel.config.get("image", ""))
+        if image is None:
+            usages.append(KernelUsage(kernel.name, kernel.config.get("image", ""), "missing"))
+            continue
+        labels = (image.get("Config") or {}).get("Labels") or {}
+        base = inspect(labels.get(f"{LABEL}.base-image", "")) or {"RootFS": {}, "Size": 0}
+        dependency = inspect(labels.get(f"{LABEL}.dependency-image", "")) or image
+        tiers.append((kernel, *(_tier(data) for data in (base, dependency, image))))
+    for kernel, base, dependency, image in tiers:
+        others = [t for t in tiers if t[0] is not kernel]
+        shared = base[1] if any(t[1] == base for t in others) else 0
+        dependency_size = dependency[1] - base[1]
+        shared += dependency_size if any(t[2] == dependency for t in others) else 0
+        usages.append(
+            KernelUsage(
+                kernel.name,
+                kernel.config.get("image", ""),
+                "built",
+                base=base[1],
+                dependency=dependency_size,
+                extras=image[1] - dependency[1],
+                shared=shared,
+            )
+        )
+    total = sum(size for _, size in {t[1] for t in tiers})
+    total += sum(dep[1] - base[1] for base, dep in {(t[1], t[2]) for t in tiers})
+    total += sum(image[1] - dep[1] for dep, image in {(t[2], t[3]) for t in tiers})
+    return UsageReport(sorted(usages, key=lambda u: u.name), total)
+
+
+def _tier(image: dict) -> tuple[tuple[str, ...], int]:
+    return tuple(image["RootFS"].get("Layers") or ()), image["Size"]
