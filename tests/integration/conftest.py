@@ -55,6 +55,20 @@ def installed_kernel(base_image) -> str:
     return KERNEL
 
 
+SUITES = ("debian:bullseye", "debian:bookworm", "debian:trixie")
+
+
+@pytest.fixture(scope="session")
+def suite_kernels(engine) -> dict[str, subprocess.CompletedProcess]:
+    """The three Debian releases installed side by side (each base lacks python3)."""
+    installs = {}
+    for base in SUITES:
+        if engine.find_image(base) is None:
+            pytest.fail(f"{base} is missing: dev/test bootstraps it (DK_BASES)")
+        installs[base] = run_cli("install", base, "--replace")
+    return installs
+
+
 def kernel_containers(engine: Engine, kernel_id: str) -> list:
     return [c for c in engine.kernel_containers() if c.labels.get(LABEL_KERNEL_ID) == kernel_id]
 

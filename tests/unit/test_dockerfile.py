@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from distrokernels.distros import OsRelease
-from distrokernels.errors import NoRecipe
 from distrokernels.dockerfiles import KERNEL_PYTHON, plan_layer, render_dockerfile
+from distrokernels.errors import NoRecipe
 from distrokernels.wheels import ipykernel_stack
 
 DATA = Path(__file__).parent.parent / "data" / "os-release"
