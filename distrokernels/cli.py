@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -92,8 +93,18 @@ def cmd_images(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report.as_dict(), indent=2))
         return 0
-    print(report.table())
+    header = ["NAME", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS"]
+    rows = [
+        [k.name, *(_mb(v) for v in (k.base, k.dependency, k.extras, k.shared)), k.status]
+        for k in report.kernels
+    ]
+    print(_table(header, rows))
+    print(f"total on disk, shared layers counted once: {_mb(report.total)}")
     return 0
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.1f} MB"
 
 
 def _provisioner_config(args: argparse.Namespace) -> dict:
@@ -104,6 +115,19 @@ def _provisioner_config(args: argparse.Namespace) -> dict:
         if args.cpus <= 0:
             raise InvalidInput(f"--cpus {args.cpus} must be positive", "pass e.g. --cpus 1.5")
         config["cpus"] = args.cpus
+    if args.pids_limit is not None:
+        if args.pids_limit < 16:
+            raise InvalidInput("--pids-limit below 16 leaves no room for a kernel", "raise it")
+        config["pids_limit"] = args.pids_limit
+    if args.cap_add:
+        for capability in args.cap_add:
+            if not re.fullmatch(r"[A-Z_]{2,32}", capability):
+                raise InvalidInput(f"{capability[:40]!r} is not a capability", "e.g. CHOWN")
+        config["cap_add"] = args.cap_add
+    if args.run_as_root:
+        config["run_as_root"] = True
+    if args.allow_new_privileges:
+        config["no_new_privileges"] = False
     if args.mount:
         from .provisioner import parse_mount
 
@@ -132,11 +156,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         engine = None
     rows = []
     for kernel in kernels:
-        image_id = kernel.config.get("image_id") or kernel.config.get("image", "")
         if engine is None:
             status = "engine down"
         else:
-            status = "built" if engine.find_image(image_id) else "missing"
+            status = "built" if engine.find_image(kernel.image) else "missing"
         rows.append(
             {
                 "name": kernel.name,
@@ -144,11 +167,11 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "distro": kernel.info.get("distro", ""),
                 "python": kernel.info.get("python", ""),
                 "ipykernel": kernel.info.get("ipykernel", ""),
-                "image": kernel.config.get("image", ""),
+                "image": kernel.image,
                 "status": status,
                 "limits": " ".join(
                     f"{key}={kernel.config[key]}"
-                    for key in ("memory", "cpus")
+                    for key in ("memory", "cpus", "pids_limit", "cap_add", "run_as_root")
                     if key in kernel.config
                 ),
                 "path": kernel.resource_dir,
@@ -158,11 +181,18 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return 0
     columns = ["name", "display_name", "distro", "python", "image", "status", "limits"]
-    widths = {c: max([len(c), *(len(str(row[c])) for row in rows)]) for c in columns}
-    print("  ".join(c.upper().ljust(widths[c]) for c in columns).rstrip())
-    for row in rows:
-        print("  ".join(str(row[c]).ljust(widths[c]) for c in columns).rstrip())
+    print(_table([c.upper() for c in columns], [[str(row[c]) for c in columns] for row in rows]))
     return 0
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell."""
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [header, *rows]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -170,9 +200,8 @@ def cmd_remove(args: argparse.Namespace) -> int:
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
     if args.image:
-        image = kernel.config.get("image_id") or kernel.config.get("image", "")
-        removed = Engine.connect().remove_image(image)
-        _say(f"{'removed' if removed else 'no'} image {kernel.config.get('image', image)}")
+        removed = Engine.connect().remove_image(kernel.image)
+        _say(f"{'removed' if removed else 'no'} image {kernel.image}")
     return 0
 
 
@@ -242,6 +271,14 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--memory", help="memory limit, e.g. 2g")
     install.add_argument("--cpus", type=float, help="CPU limit, e.g. 1.5")
     install.add_argument("--mount", action="append", help="extra mount HOST[:CONTAINER][:ro|rw]")
+    install.add_argument("--pids-limit", type=int, help="most processes (default 1024)")
+    install.add_argument("--cap-add", action="append", help="add back a capability, e.g. CHOWN")
+    install.add_argument("--run-as-root", action="store_true", help="root in the container")
+    install.add_argument(
+        "--allow-new-privileges",
+        action="store_true",
+        help="allow setuid programs to gain privileges",
+    )
     install.add_argument("--pip", nargs="+", metavar="REQ", help="extra Python packages")
     install.add_argument("--requirements", metavar="FILE", help="extra Python packages, a file")
     install.add_argument("--packages", nargs="+", metavar="PKG", help="extra distro packages")

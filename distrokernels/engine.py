@@ -41,7 +41,12 @@ def _engine_errors(method: _F) -> _F:
     @functools.wraps(method)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return method(*args, **kwargs)
+            try:
+                return method(*args, **kwargs)
+            except requests.exceptions.ConnectionError:
+                # A pooled connection to an engine that restarted fails once; a fresh
+                # connection then succeeds, or fails the same way if the engine is down.
+                return method(*args, **kwargs)
         except requests.exceptions.ConnectionError as error:
             raise _unavailable(error) from error
         except docker.errors.DockerException as error:
@@ -79,6 +84,7 @@ class KernelContainerSpec:
     cpus: float | None = None
     pids_limit: int | None = None
     cap_drop: list[str] = field(default_factory=list)
+    cap_add: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
     name: str | None = None
 
@@ -292,6 +298,7 @@ class Engine:
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             pids_limit=spec.pids_limit,
             cap_drop=spec.cap_drop or None,
+            cap_add=spec.cap_add or None,
             security_opt=spec.security_opt or None,
         )
         try:

@@ -121,6 +121,12 @@ class InstalledKernel:
         return self.spec.get("metadata", {}).get("kernel_provisioner", {}).get("config", {})
 
     @property
+    def image(self) -> str:
+        """The tag the kernel runs: content-addressed (the lock digest), so it stays exact
+        even when a rebuild of the same content gives the image a new id."""
+        return self.config.get("image") or self.config.get("image_id", "")
+
+    @property
     def info(self) -> dict[str, Any]:
         return self.spec.get("metadata", {}).get("distrokernels", {})
 

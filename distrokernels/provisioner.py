@@ -36,6 +36,7 @@ from .engine import (
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
 
 HOME = "/home/kernel"
+_ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
 _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.02
@@ -109,6 +110,12 @@ def parse_mount(text: str) -> str:
         raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
     if not os.path.exists(host):
         raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
+    real = os.path.realpath(host)
+    if real in _ENGINE_SOCKETS or os.path.basename(real) == "docker.sock":
+        raise InvalidInput(
+            f"mount {text!r} would hand the kernel the Docker engine (root on the host)",
+            "never mount the engine's socket into a kernel",
+        )
     return f"{host}:{container}:{mode}"
 
 
@@ -138,6 +145,8 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     run_as_root = Bool(False, help="Run as root in the container instead of the user.").tag(
         config=True
     )
+    cap_add = List(Unicode(), help="Capabilities to add back (all are dropped).").tag(config=True)
+    no_new_privileges = Bool(True, help="Forbid setuid and file capabilities.").tag(config=True)
 
     container_id: str | None = None
     runtime_dir: str | None = None
@@ -188,7 +197,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         binds = [f"{self.runtime_dir}:{self.runtime_dir}:rw", f"{cwd}:{cwd}:rw"]
         binds += [parse_mount(mount) for mount in self.mounts]
         return KernelContainerSpec(
-            image=self.image_id or self.image,
+            image=self.image or self.image_id,
             command=cmd,
             user="0:0" if self.run_as_root else f"{uid}:{gid}",
             working_dir=cwd,
@@ -208,8 +217,9 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             memory=self.memory,
             cpus=self.cpus,
             pids_limit=self.pids_limit,
-            cap_drop=[] if self.run_as_root else ["ALL"],
-            security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            cap_add=list(self.cap_add),
+            security_opt=["no-new-privileges"] if self.no_new_privileges else [],
             name=f"distrokernels-{self.kernel_id[:8]}-{secrets.token_hex(2)}",
         )
 

@@ -32,24 +32,6 @@ class UsageReport:
     def as_dict(self) -> dict:
         return {"kernels": [asdict(k) for k in self.kernels], "total": self.total}
 
-    def table(self) -> str:
-        header = ("NAME", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS")
-        rows = [header] + [
-            (k.name, *(_mb(v) for v in (k.base, k.dependency, k.extras, k.shared)), k.status)
-            for k in self.kernels
-        ]
-        widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-        lines = [
-            "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-            for row in rows
-        ]
-        lines.append(f"total on disk, shared layers counted once: {_mb(self.total)}")
-        return "\n".join(lines)
-
-
-def _mb(size: int) -> str:
-    return f"{size / 1e6:.1f} MB"
-
 
 def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
     """Sizes per tier; tiers are identified by their layer digests, not image ids, since
@@ -69,9 +51,9 @@ def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
     tiers = []  # (kernel, base, dependency, image): each (layer digests, size)
     usages = []
     for kernel in kernels:
-        image = inspect(kernel.config.get("image_id") or kernel.config.get("image", ""))
+        image = inspect(kernel.image)
         if image is None:
-            usages.append(KernelUsage(kernel.name, kernel.config.get("image", ""), "missing"))
+            usages.append(KernelUsage(kernel.name, kernel.image, "missing"))
             continue
         labels = (image.get("Config") or {}).get("Labels") or {}
         base = inspect(labels.get(f"{LABEL}.base-image", "")) or {"RootFS": {}, "Size": 0}
@@ -85,7 +67,7 @@ def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
         usages.append(
             KernelUsage(
                 kernel.name,
-                kernel.config.get("image", ""),
+                kernel.image,
                 "built",
                 base=base[1],
                 dependency=dependency_size,

@@ -11,7 +11,7 @@ from .conftest import BASE, execute, run_cli
 
 def image_of(name: str, engine) -> dict:
     spec = KernelSpecManager().get_kernel_spec(name)
-    return engine.find_image(spec.metadata["kernel_provisioner"]["config"]["image_id"])
+    return engine.find_image(spec.metadata["kernel_provisioner"]["config"]["image"])
 
 
 @pytest.fixture(scope="module")
