@@ -15,6 +15,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 from .conftest import BASE, execute, kernel_containers, run_cli
 
+pytestmark = pytest.mark.faults
+
 REPO = Path(__file__).resolve().parents[2]
 
 

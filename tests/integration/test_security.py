@@ -9,6 +9,8 @@ from jupyter_client.manager import AsyncKernelManager
 
 from .conftest import BASE, execute, run_cli
 
+pytestmark = pytest.mark.security
+
 
 def host_config(engine, manager) -> dict:
     return engine.api.inspect_container(manager.provisioner.container_id)
