@@ -1,0 +1,242 @@
+"""Kernel life-cycle latency: a distrokernels kernel against the same ipykernel run locally.
+
+    .venv/bin/python benchmarks/lifecycle.py [--rounds 7] [--concurrent-rounds 3]
+
+The local reference is jupyter_client's LocalProvisioner starting the host's ipykernel
+(same Python 3.11 and ipykernel as the Debian 12 kernel). Runs alternate local and
+distro (A B A B ...). Prints a markdown table and writes benchmarks/results/latest.json.
+Not a test: nothing here passes or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from pathlib import Path
+
+import docker
+import psutil
+from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+
+LOCAL = "python3"
+DISTRO = "distro-debian-12"
+BASE = "debian:bookworm"
+RESULTS = Path(__file__).parent / "results"
+
+# metric -> (target kind, target value): "ratio" of medians or "absolute" milliseconds/MB
+TARGETS = {
+    "start": ("ratio", 1.15),
+    "first execute": ("ratio", 1.2),
+    "interrupt": ("absolute ms", 100),
+    "restart": ("ratio", 1.15),
+    "shutdown": ("ratio", 1.2),
+    "20 concurrent starts": ("ratio", 1.3),
+    "idle memory": ("delta MB", 15),
+}
+
+
+async def ready(manager: AsyncKernelManager):
+    client = manager.client()
+    client.start_channels()
+    await client.wait_for_ready(timeout=120)
+    return client
+
+
+async def one_life(kernel: str, workdir: str) -> dict[str, float]:
+    """Start, execute, interrupt, restart, measure memory, shut down: seconds (or MB)."""
+    timings: dict[str, float] = {}
+    manager = AsyncKernelManager(kernel_name=kernel)
+    started = time.perf_counter()
+    await manager.start_kernel(cwd=workdir)
+    client = await ready(manager)
+    timings["start"] = time.perf_counter() - started
+
+    started = time.perf_counter()
+    reply = await client.execute_interactive("1+1", timeout=30)
+    timings["first execute"] = time.perf_counter() - started
+    assert reply["content"]["status"] == "ok"
+
+    msg_id = client.execute("import time; time.sleep(30)")
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    await manager.interrupt_kernel()
+    while True:
+        reply = await client.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    timings["interrupt"] = time.perf_counter() - started
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+
+    await asyncio.sleep(1.0)  # idle
+    timings["idle memory"] = idle_memory_mb(manager)
+
+    started = time.perf_counter()
+    await manager.restart_kernel()
+    await client.wait_for_ready(timeout=120)
+    timings["restart"] = time.perf_counter() - started
+
+    client.stop_channels()
+    started = time.perf_counter()
+    await manager.shutdown_kernel()
+    timings["shutdown"] = time.perf_counter() - started
+    timings["kill fallback"] = float(manager._shutdown_status.value == "SigkillRequest")
+    return timings
+
+
+def idle_memory_mb(manager: AsyncKernelManager) -> float:
+    """Resident memory: the kernel process locally, the container's cgroup (no cache)."""
+    provisioner = manager.provisioner
+    container_id = getattr(provisioner, "container_id", None)
+    if container_id is None:
+        return psutil.Process(provisioner.pid).memory_info().rss / 2**20
+    stats = docker.from_env().api.stats(container_id, stream=False)["memory_stats"]
+    cache = stats.get("stats", {}).get("cache", stats.get("stats", {}).get("inactive_file", 0))
+    return (stats["usage"] - cache) / 2**20
+
+
+async def concurrent_starts(kernel: str, workdir: str, count: int = 20) -> float:
+    manager = AsyncMultiKernelManager()
+    started = time.perf_counter()
+
+    async def start_one() -> None:
+        kernel_id = await manager.start_kernel(kernel_name=kernel, cwd=workdir)
+        client = await ready(manager.get_kernel(kernel_id))
+        client.stop_channels()
+
+    await asyncio.gather(*(start_one() for _ in range(count)))
+    elapsed = time.perf_counter() - started
+    await manager.shutdown_all()
+    return elapsed
+
+
+def warm_install_seconds() -> float:
+    command = [sys.executable, "-m", "distrokernels", "install", BASE, "--replace"]
+    subprocess.run(command, check=True, capture_output=True)  # make sure it is built
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+def dependency_layer_mb() -> float:
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    client = docker.from_env()
+    spec = KernelSpecManager().get_kernel_spec(DISTRO)
+    image = client.images.get(spec.metadata["kernel_provisioner"]["config"]["image"])
+    base = client.images.get(image.labels["distrokernels.base-image"])
+    return (image.attrs["Size"] - base.attrs["Size"]) / 1e6
+
+
+async def interleave(
+    rounds: int, measure: Callable[[str], Awaitable[dict[str, float]]]
+) -> dict[str, dict[str, list[float]]]:
+    samples: dict[str, dict[str, list[float]]] = {LOCAL: {}, DISTRO: {}}
+    for _ in range(rounds):
+        for kernel in (LOCAL, DISTRO):
+            for metric, value in (await measure(kernel)).items():
+                samples[kernel].setdefault(metric, []).append(value)
+    return samples
+
+
+def summarize(samples: dict[str, dict[str, list[float]]]) -> list[dict]:
+    rows = []
+    for metric, (kind, target) in TARGETS.items():
+        local, distro = samples[LOCAL].get(metric), samples[DISTRO].get(metric)
+        if not local or not distro:
+            continue
+        unit = "MB" if metric == "idle memory" else "ms"
+        scale = 1 if unit == "MB" else 1000
+        local_median, distro_median = statistics.median(local), statistics.median(distro)
+        ratio = distro_median / local_median
+        if kind == "ratio":
+            met = ratio <= target
+            goal = f"<= {target}x"
+        elif kind == "absolute ms":
+            met = distro_median * 1000 <= target
+            goal = f"<= {target} ms"
+        else:
+            met = distro_median - local_median <= target
+            goal = f"<= +{target} MB"
+        rows.append(
+            {
+                "metric": metric,
+                "unit": unit,
+                "local": [v * scale for v in local],
+                "distro": [v * scale for v in distro],
+                "local_median": local_median * scale,
+                "distro_median": distro_median * scale,
+                "ratio": ratio,
+                "target": goal,
+                "met": met,
+            }
+        )
+    return rows
+
+
+def markdown(rows: list[dict], extras: dict[str, str]) -> str:
+    lines = [
+        "| metric | local median (min-max) | distrokernels median (min-max) | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        unit = row["unit"]
+        local = (
+            f"{row['local_median']:.0f} ({min(row['local']):.0f}-{max(row['local']):.0f}) {unit}"
+        )
+        distro = (
+            f"{row['distro_median']:.0f} ({min(row['distro']):.0f}-{max(row['distro']):.0f}) {unit}"
+        )
+        lines.append(
+            f"| {row['metric']} | {local} | {distro} | {row['ratio']:.2f}x | {row['target']} "
+            f"| {'yes' if row['met'] else 'NO'} |"
+        )
+    for metric, value in extras.items():
+        lines.append(f"| {metric} | | {value} | | | |")
+    return "\n".join(lines)
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--concurrent-rounds", type=int, default=3)
+    args = parser.parse_args()
+    workdir = str(Path.cwd())
+
+    warm_install = warm_install_seconds()
+    samples = await interleave(args.rounds, lambda kernel: one_life(kernel, workdir))
+
+    async def concurrent(kernel: str) -> dict[str, float]:
+        return {"20 concurrent starts": await concurrent_starts(kernel, workdir)}
+
+    more = await interleave(args.concurrent_rounds, concurrent)
+    for kernel in samples:
+        samples[kernel].update(more[kernel])
+    rows = summarize(samples)
+    fallbacks = int(sum(samples[DISTRO]["kill fallback"]))
+    extras = {
+        "shutdown fell back to SIGKILL": f"{fallbacks} of {args.rounds}",
+        "warm install (cache hit)": f"{warm_install:.2f} s (target <= 2 s)",
+        "dependency layer on Debian 12": f"{dependency_layer_mb():.1f} MB",
+    }
+    table = markdown(rows, extras)
+    when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.node()}, {psutil.cpu_count()} cores, {platform.release()}"
+    print(f"{when}, {machine}, {args.rounds} rounds interleaved\n\n{table}")
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(
+        json.dumps({"when": when, "machine": machine, "rows": rows, "extras": extras}, indent=2)
+        + "\n"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
