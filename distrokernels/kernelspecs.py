@@ -60,6 +60,11 @@ def validate_display_name(display_name: str) -> str:
     return display_name
 
 
+def banner(image: KernelImage) -> str:
+    """'Debian GNU/Linux 12 (bookworm) userland via distrokernels (distrokernels/...)'."""
+    return f"{image.label('distro')} userland via distrokernels ({image.tag})\n"
+
+
 def kernelspec_json(
     image: KernelImage,
     display_name: str,
@@ -70,7 +75,15 @@ def kernelspec_json(
     return {
         # An absolute in-container path: jupyter_client would replace a bare 'python'
         # with the host's interpreter.
-        "argv": [KERNEL_PYTHON, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [
+            KERNEL_PYTHON,
+            "-m",
+            "ipykernel_launcher",
+            "-f",
+            "{connection_file}",
+            # kernel_info's banner (JupyterLab's "Kernel information") names the userland.
+            f"--InteractiveShell.banner2={banner(image)}",
+        ],
         "display_name": display_name,
         "language": "python",
         # ipykernel < 6.2 has no interrupt_request handler; a signal works for all.

@@ -33,7 +33,12 @@ def test_names_follow_the_distro_and_python():
 def test_argv_uses_the_in_container_interpreter_not_bare_python():
     spec = kernelspec_json(image(), "Python 3.11 (Debian 12)")
     assert spec["argv"][0] == "/opt/distrokernels/bin/python"
-    assert spec["argv"][-1] == "{connection_file}"
+    assert spec["argv"][3:5] == ["-f", "{connection_file}"]
+
+
+def test_kernel_banner_names_the_distro_userland():
+    spec = kernelspec_json(image(), "x")
+    assert spec["argv"][-1].startswith("--InteractiveShell.banner2=Debian GNU/Linux 12 (bookworm)")
 
 
 def test_interrupts_are_signals_and_the_provisioner_is_ours():
