@@ -52,6 +52,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         prefix=sys.prefix if args.sys_prefix else args.prefix,
         replace=args.replace,
         pull=not args.no_pull,
+        docker_host=args.docker_host or "",
     )
     _say(f"installed {installed.name!r} ({installed.display_name}) in {installed.folder}")
     print(installed.name)
@@ -271,6 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--memory", help="memory limit, e.g. 2g")
     install.add_argument("--cpus", type=float, help="CPU limit, e.g. 1.5")
     install.add_argument("--mount", action="append", help="extra mount HOST[:CONTAINER][:ro|rw]")
+    install.add_argument(
+        "--docker-host", help="build and run on this engine (a DOCKER_HOST URL), not the default"
+    )
     install.add_argument("--pids-limit", type=int, help="most processes (default 1024)")
     install.add_argument("--cap-add", action="append", help="add back a capability, e.g. CHOWN")
     install.add_argument("--run-as-root", action="store_true", help="root in the container")

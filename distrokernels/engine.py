@@ -112,8 +112,11 @@ class Engine:
 
     @classmethod
     @_engine_errors
-    def connect(cls, timeout: int = 120) -> Engine:
-        """Connect using DOCKER_HOST or the default socket, or say how to start the engine."""
+    def connect(cls, url: str = "", timeout: int = 120) -> Engine:
+        """Connect to ``url``, else DOCKER_HOST or the default socket; or say how to start
+        the engine."""
+        if url:
+            return cls(docker.DockerClient(base_url=url, timeout=timeout))
         return cls(docker.from_env(timeout=timeout))
 
     # --- images ------------------------------------------------------------------

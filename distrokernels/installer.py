@@ -31,6 +31,7 @@ def install_kernel(
     prefix: str | None = None,
     replace: bool = False,
     pull: bool = True,
+    docker_host: str = "",
 ) -> Installed:
     """Build (or reuse) the kernel image and register its kernelspec."""
     images.validate_reference(reference)
@@ -40,7 +41,7 @@ def install_kernel(
             kernelspecs.refuse_existing(name)
     if display_name is not None:
         kernelspecs.validate_display_name(display_name)
-    engine = Engine.connect()
+    engine = Engine.connect(docker_host)
     base = images.acquire_base(
         engine, reference, pull=pull, progress=progress, offline=options.source.offline
     )
@@ -52,7 +53,11 @@ def install_kernel(
         image,
         name,
         display_name,
-        config={"source": reference, **(config or {})},
+        config={
+            "source": reference,
+            **({"docker_host": docker_host} if docker_host else {}),
+            **(config or {}),
+        },
         user=user,
         prefix=prefix,
         replace=replace,

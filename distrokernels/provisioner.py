@@ -16,9 +16,9 @@ import secrets
 import shutil
 import signal
 import stat
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
@@ -35,22 +35,23 @@ from .engine import (
 )
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
 
+_T = TypeVar("_T")
+
 HOME = "/home/kernel"
 _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
 _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
 
-_ENGINE: Engine | None = None
+_ENGINES: dict[str, Engine] = {}
 _BACKGROUND: set[asyncio.Task] = set()
 
 
-def _engine() -> Engine:
-    """One engine connection per process, shared by every kernel's provisioner."""
-    global _ENGINE
-    if _ENGINE is None:
-        _ENGINE = Engine.connect()
-    return _ENGINE
+def _engine(url: str = "") -> Engine:
+    """One connection per engine and process, shared by every kernel's provisioner."""
+    if url not in _ENGINES:
+        _ENGINES[url] = Engine.connect(url)
+    return _ENGINES[url]
 
 
 def runtime_root() -> Path:
@@ -148,8 +149,16 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     cap_add = List(Unicode(), help="Capabilities to add back (all are dropped).").tag(config=True)
     no_new_privileges = Bool(True, help="Forbid setuid and file capabilities.").tag(config=True)
 
+    docker_host = Unicode(
+        "", help="The engine to run on (a DOCKER_HOST URL); default: the environment's."
+    ).tag(config=True)
+
     container_id: str | None = None
     runtime_dir: str | None = None
+
+    async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
+        """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
+        return await asyncio.to_thread(lambda: operation(_engine(self.docker_host)))
 
     @property
     def has_process(self) -> bool:
@@ -168,7 +177,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         km.write_connection_file(jupyter_session=kwargs.get("env", {}).get("JPY_SESSION_NAME", ""))
         self.connection_info = km.get_connection_info()
         cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
-        _collect_orphans_in_background()
+        _collect_orphans_in_background(self.docker_host)
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     def _runtime_dir_for(self, connection_file: str) -> str:
@@ -225,7 +234,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         spec = self.container_spec(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
-        engine = await asyncio.to_thread(_engine)
+        engine = await self._on_engine(lambda engine: engine)
         try:
             self.container_id = await asyncio.to_thread(engine.start_kernel_container, spec)
         except BaseException as error:
@@ -233,7 +242,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if not isinstance(error, ImageNotFound):
                 raise
             raise KernelStartFailed(
-                f"the image of kernel {self.parent.kernel_name!r} ({self.image}) is gone",
+                f"the image of this kernel is gone ({self.image})",
                 f"run `distrokernels install {self.source or '<base image>'} --replace`",
             ) from error
         await self._wait_until_listening(engine)
@@ -277,7 +286,8 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self.container_id is None:
             return 0
         try:
-            state = await asyncio.to_thread(_engine().container_state, self.container_id)
+            container_id = self.container_id
+            state = await self._on_engine(lambda engine: engine.container_state(container_id))
         except EngineUnavailable:
             return 1  # the engine went away: its containers did too
         if state is None:
@@ -291,7 +301,8 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def send_signal(self, signum: int) -> None:
         if self.container_id is not None:
-            await asyncio.to_thread(_engine().signal_container, self.container_id, signum)
+            container_id = self.container_id
+            await self._on_engine(lambda engine: engine.signal_container(container_id, signum))
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
@@ -304,7 +315,8 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):
-                await asyncio.to_thread(_engine().remove_container, self.container_id)
+                container_id = self.container_id
+                await self._on_engine(lambda engine: engine.remove_container(container_id))
             self.container_id = None
         if not restart:
             self._remove_runtime_dir()
@@ -327,13 +339,13 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.runtime_dir = provisioner_info.get("runtime_dir")
 
 
-def _collect_orphans_in_background() -> None:
+def _collect_orphans_in_background(url: str) -> None:
     """Remove containers of dead Jupyter servers, off the start path."""
 
     async def collect() -> None:
         # Best effort: `distrokernels gc` is where collection errors are reported.
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(lambda: _engine().collect_orphans())
+            await asyncio.to_thread(lambda: _engine(url).collect_orphans())
 
     task = asyncio.get_running_loop().create_task(collect())
     _BACKGROUND.add(task)

@@ -1,0 +1,295 @@
+"""JupyterLab in a real browser (Debian's Chromium, driven by Playwright): the launcher
+card, a notebook in the distro kernel, interrupt, restart, restart-and-run-all, change
+kernel, shutdown, and a failing kernel explained in the error dialog. Screenshots go to
+test-artifacts/browser/."""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import kernel_containers
+
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+# Chromium as this machine allows it: no sandbox as root, no calls home.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEBIAN_12 = "Python 3.11 (Debian 12)"
+DEBIAN_11 = "Python 3.9 (Debian 11)"
+BROKEN = "Python (image deleted)"
+NO_ENGINE = "Python (engine down)"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is a test dependency")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def shutdown_server(url: str, token: str) -> None:
+    """Ask the server to stop, which shuts its kernels down.
+
+    jupyter_client keeps the id of a kernel whose start failed among its pending kernels,
+    so the server answers 404 ("Kernel does not exist") after shutting the others down.
+    """
+    request = urllib.request.Request(f"{url}/api/shutdown?token={token}", method="POST")
+    try:
+        urllib.request.urlopen(request, timeout=30)
+    except urllib.error.HTTPError as error:
+        if error.code != 404:
+            raise
+
+
+@pytest.fixture(scope="module")
+def broken_kernelspecs(installed_kernel, tmp_path_factory):
+    """A kernelspec whose image is gone (as after `docker image rm`), and one whose
+    engine does not answer (as when dockerd is down)."""
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    source = Path(KernelSpecManager().get_kernel_spec(installed_kernel).resource_dir)
+    nowhere = tmp_path_factory.mktemp("engine") / "down.sock"
+    targets = []
+    for name, display, change in (
+        ("dk-test-browser-no-image", BROKEN, {"image": "distrokernels/deleted:0"}),
+        ("dk-test-browser-no-engine", NO_ENGINE, {"docker_host": f"unix://{nowhere}"}),
+    ):
+        target = Path(os.environ["JUPYTER_DATA_DIR"], "kernels", name)
+        shutil.copytree(source, target, dirs_exist_ok=True)
+        spec = json.loads((target / "kernel.json").read_text())
+        spec["display_name"] = display
+        spec["metadata"]["kernel_provisioner"]["config"].update(change)
+        (target / "kernel.json").write_text(json.dumps(spec))
+        targets.append(target)
+    yield
+    for target in targets:
+        shutil.rmtree(target)
+
+
+@pytest.fixture(scope="module")
+def lab(installed_kernel, suite_kernels, broken_kernelspecs, tmp_path_factory):
+    """JupyterLab on 127.0.0.1 with a token, serving a fresh folder."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: dev/setup installs it")
+    root = tmp_path_factory.mktemp("lab")
+    port, token = free_port(), secrets.token_hex(16)
+    log = (root / "server.log").open("w")
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+            "--ip=127.0.0.1", f"--port={port}", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            # A fresh workspace and settings: nothing restored from an earlier session.
+            f"--LabApp.workspaces_dir={root / '.workspaces'}",
+            f"--LabApp.user_settings_dir={root / '.settings'}",
+            # Nothing leaves the machine: no news feed, no update check.
+            "--LabApp.news_url=", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            time.sleep(0.3)
+    else:
+        server.kill()
+        pytest.fail(f"JupyterLab did not start: {(root / 'server.log').read_text()[-2000:]}")
+    yield url, token, root
+    # The server's own shutdown stops its kernels (the console's one is still running).
+    if server.poll() is None:
+        shutdown_server(url, token)
+    server.wait(timeout=60)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def page(lab):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    url, token, _ = lab
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        tab = browser.new_page(viewport={"width": 1400, "height": 900})
+        tab.set_default_timeout(60_000)
+        tab.goto(f"{url}/lab?token={token}")
+        tab.wait_for_selector(".jp-LauncherCard")
+        news = tab.locator('.jp-toast-button:has-text("No")')
+        if news.count():
+            news.first.click()  # the "get notified about Jupyter news?" question
+        yield tab
+        browser.close()
+
+
+def shot(page, name: str) -> None:
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def menu(page, top: str, item: str) -> None:
+    page.click(f'.lm-MenuBar-itemLabel:text-is("{top}")')
+    page.click(f'.lm-Menu-itemLabel:text-is("{item}")')
+
+
+def accept_dialog(page) -> None:
+    page.click(".jp-Dialog .jp-Dialog-button.jp-mod-accept")
+
+
+def open_from_launcher(page, display_name: str, category: str = "Notebook") -> None:
+    """Click the card in the launcher on screen (earlier launchers stay in hidden tabs)."""
+    card = f'.jp-LauncherCard[title="{display_name}"][data-category="{category}"]:visible'
+    page.locator(card).click()
+
+
+def wait_idle(page, display_name: str) -> None:
+    page.wait_for_selector(f'.jp-StatusBar-Widget:has-text("{display_name} | Idle")')
+
+
+def run_in_new_cell(page, code: str) -> None:
+    """Type ``code`` into the last cell and run it with Shift+Enter."""
+    editor = page.locator(".jp-Notebook .jp-Cell .cm-content").last
+    editor.click()
+    page.keyboard.type(code)
+    page.keyboard.press("Shift+Enter")
+
+
+def last_output(page) -> str:
+    return page.locator(".jp-Notebook .jp-OutputArea-output").last.inner_text()
+
+
+def wait_output(page, text: str, timeout: float = 60) -> str:
+    page.wait_for_selector(
+        f'.jp-Notebook .jp-OutputArea-output:has-text("{text}")', timeout=timeout * 1000
+    )
+    return last_output(page)
+
+
+def test_launcher_shows_distro_cards_with_their_logos(page):
+    card = page.locator(f'.jp-LauncherCard[title="{DEBIAN_12}"][data-category="Notebook"]')
+    assert card.count() == 1
+    assert "kernelspecs/distro-debian-12/logo" in card.locator("img").get_attribute("src")
+    assert page.locator(f'.jp-LauncherCard[title="{DEBIAN_11}"][data-category="Notebook"]').count()
+    shot(page, "01-launcher")
+
+
+def test_notebook_runs_in_debian_and_survives_interrupt_restart_and_kernel_change(
+    page, engine, lab
+):
+    open_from_launcher(page, DEBIAN_12)
+    wait_idle(page, DEBIAN_12)
+    run_in_new_cell(
+        page,
+        "import sys; print(open('/etc/os-release').read().splitlines()[0], sys.version.split()[0])",
+    )
+    output = wait_output(page, "Debian GNU/Linux 12")
+    assert "3.11" in output
+    shot(page, "02-notebook-debian-12")
+
+    # Sleeps until the file `skip-sleep` exists (made before "run all", below).
+    run_in_new_cell(
+        page, "import os, time; marker = 1; os.path.exists('skip-sleep') or time.sleep(30)"
+    )
+    page.wait_for_selector(f'.jp-StatusBar-Widget:has-text("{DEBIAN_12} | Busy")')
+    started = time.monotonic()
+    menu(page, "Kernel", "Interrupt Kernel")
+    wait_output(page, "KeyboardInterrupt", timeout=10)
+    assert time.monotonic() - started < 10
+    shot(page, "03-interrupted")
+
+    menu(page, "Kernel", "Restart Kernel…")
+    accept_dialog(page)
+    wait_idle(page, DEBIAN_12)
+    run_in_new_cell(page, "print('marker' in globals())")
+    assert wait_output(page, "False").strip() == "False"
+    shot(page, "04-restarted")
+
+    (lab[2] / "skip-sleep").touch()
+    menu(page, "Kernel", "Restart Kernel and Run All Cells…")
+    accept_dialog(page)
+    page.wait_for_selector('.jp-Notebook .jp-OutputArea-output:has-text("True")')
+    wait_idle(page, DEBIAN_12)
+    assert "Debian GNU/Linux 12" in page.locator(".jp-OutputArea-output").first.inner_text()
+    shot(page, "05-restart-and-run-all")
+
+    menu(page, "Kernel", "Change Kernel…")
+    page.locator(".jp-Dialog select").select_option(label=DEBIAN_11)
+    accept_dialog(page)
+    wait_idle(page, DEBIAN_11)
+    run_in_new_cell(page, "print(open('/etc/os-release').read().splitlines()[0])")
+    wait_output(page, "Debian GNU/Linux 11")
+    shot(page, "06-changed-to-debian-11")
+
+    url, token, _ = lab
+    kernels = json.load(urllib.request.urlopen(f"{url}/api/kernels?token={token}"))
+    assert [k["name"] for k in kernels] == ["distro-debian-11"]
+    menu(page, "Kernel", "Shut Down Kernel")
+    page.wait_for_selector('.jp-StatusBar-Widget:has-text("No Kernel")')
+    assert json.load(urllib.request.urlopen(f"{url}/api/kernels?token={token}")) == []
+    assert kernel_containers(engine, kernels[0]["id"]) == []
+    shot(page, "07-shut-down")
+
+
+def test_console_banner_names_the_distro(page):
+    menu(page, "File", "New Launcher")
+    open_from_launcher(page, DEBIAN_12, "Console")
+    banner = page.wait_for_selector('.jp-CodeConsole-banner:has-text("userland via distrokernels")')
+    assert "Debian GNU/Linux 12 (bookworm)" in banner.inner_text()
+    shot(page, "08-console-banner")
+
+
+@pytest.mark.parametrize(
+    ("display", "reason", "fix"),
+    [
+        (BROKEN, "the image of this kernel is gone", "distrokernels install debian:bookworm"),
+        (NO_ENGINE, "the Docker engine is not reachable", "dockerd"),
+    ],
+    ids=["image deleted", "engine down"],
+)
+def test_kernel_that_cannot_start_is_explained_in_the_dialog_within_seconds(
+    page, display, reason, fix
+):
+    menu(page, "File", "New Launcher")
+    started = time.monotonic()
+    open_from_launcher(page, display)
+    dialog = page.wait_for_selector(f'.jp-Dialog:has-text("{reason}")', timeout=30_000)
+    assert time.monotonic() - started < 30
+    assert fix in dialog.inner_text()
+    shot(page, f"09-start-error-{display.split('(')[1].rstrip(')').replace(' ', '-')}")
+    while page.locator(".jp-Dialog").count():  # the error, then "select a kernel"
+        page.keyboard.press("Escape")
+        page.wait_for_timeout(300)
+
+
+def test_server_shutdown_leaves_no_kernel_container(lab, engine):
+    url, token, _ = lab
+    kernels = json.load(urllib.request.urlopen(f"{url}/api/kernels?token={token}"))
+    assert kernels, "the console's kernel is still running here"
+    running = [c for k in kernels for c in kernel_containers(engine, k["id"])]
+    assert running
+    shutdown_server(url, token)
+    deadline = time.monotonic() + 60
+    while any(kernel_containers(engine, k["id"]) for k in kernels):
+        assert time.monotonic() < deadline, "kernel containers outlived the server"
+        time.sleep(0.5)
