@@ -279,11 +279,6 @@ class Engine:
         return True
 
     @_engine_errors
-    def tag(self, image_id: str, reference: str) -> None:
-        repository, tag = _split_tag(reference)
-        self.api.tag(image_id, repository, tag=tag)
-
-    @_engine_errors
     def images_labelled(self, label: str) -> list[dict[str, Any]]:
         return self.api.images(filters={"label": label})
 

@@ -15,7 +15,6 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from . import __version__, bootstrap, locks
 from .distros import OsRelease
@@ -107,12 +106,6 @@ class KernelImage:
         libc, _, version = self.label("libc").partition(" ")
         major, _, minor = version.partition(".")
         return Platform(self.python_version, libc, (int(major), int(minor)), self.label("machine"))
-
-    @classmethod
-    def from_inspect(cls, data: dict[str, Any], tag: str = "") -> KernelImage:
-        labels = (data.get("Config") or {}).get("Labels") or {}
-        tags = data.get("RepoTags") or []
-        return cls(id=data["Id"], tag=tag or (tags[0] if tags else data["Id"]), labels=labels)
 
 
 @dataclass(frozen=True)

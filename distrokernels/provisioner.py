@@ -111,13 +111,23 @@ def parse_mount(text: str) -> str:
         raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
     if not os.path.exists(host):
         raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
-    real = os.path.realpath(host)
-    if real in _ENGINE_SOCKETS or os.path.basename(real) == "docker.sock":
+    if exposes_engine(host):
         raise InvalidInput(
             f"mount {text!r} would hand the kernel the Docker engine (root on the host)",
-            "never mount the engine's socket into a kernel",
+            "never mount the engine's socket, or a folder holding it, into a kernel",
         )
     return f"{host}:{container}:{mode}"
+
+
+def exposes_engine(path: str) -> bool:
+    """Whether mounting ``path`` would put the engine's socket inside the container."""
+    real = os.path.realpath(path)
+    if os.path.basename(real) == "docker.sock":
+        return True
+    prefix = real.rstrip("/") + "/"
+    return any(
+        socket == real or os.path.realpath(socket).startswith(prefix) for socket in _ENGINE_SOCKETS
+    )
 
 
 class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -201,6 +211,11 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         """Everything about the container, decided here and nowhere else."""
         if not os.path.isdir(cwd):
             raise KernelStartFailed(f"the working folder {cwd} does not exist", "create it")
+        if exposes_engine(cwd):
+            raise KernelStartFailed(
+                f"the working folder {cwd} holds the Docker engine's socket",
+                "open the notebook from a folder of your own",
+            )
         assert self.runtime_dir is not None
         uid, gid = os.getuid(), os.getgid()
         binds = [f"{self.runtime_dir}:{self.runtime_dir}:rw", f"{cwd}:{cwd}:rw"]

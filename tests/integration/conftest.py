@@ -87,6 +87,25 @@ async def execute(client, code: str, timeout: float = 60) -> tuple[str, dict]:
     return "".join(chunks), reply["content"]
 
 
+async def run_in_new_kernel(
+    kernel_name: str, cwd, code: str, manager_class=AsyncKernelManager
+) -> tuple[str, dict, dict]:
+    """Start a kernel, run ``code``, shut it down: (stdout, execute_reply content,
+    the container's inspect data taken while it ran)."""
+    manager = manager_class(kernel_name=kernel_name)
+    await manager.start_kernel(cwd=str(cwd))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        container = Engine.connect().api.inspect_container(manager.provisioner.container_id)
+        output, reply = await execute(client, code)
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)
+    return output, reply, container
+
+
 class RunningKernel:
     def __init__(self, manager: AsyncKernelManager, client, cwd: Path) -> None:
         self.manager = manager

@@ -2,9 +2,8 @@
 installs it, and each kernel runs its release's Python with the matching ipykernel pin."""
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
-from .conftest import execute, run_cli
+from .conftest import run_cli, run_in_new_kernel
 
 SUITES = [
     ("debian:bullseye", "distro-debian-11", "Python 3.9 (Debian 11)", "3.9", "6.31.0"),
@@ -26,19 +25,11 @@ async def test_each_suite_gives_a_kernel_with_its_python_and_pinned_ipykernel(
     listing = run_cli("list")
     assert display in listing.stdout
 
-    manager = AsyncKernelManager(kernel_name=name)
-    await manager.start_kernel(cwd=str(tmp_path))
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        output, reply = await execute(
-            client,
-            "import sys, ipykernel\nprint('%d.%d' % sys.version_info[:2], ipykernel.__version__)",
-        )
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
+    output, reply, _ = await run_in_new_kernel(
+        name,
+        tmp_path,
+        "import sys, ipykernel\nprint('%d.%d' % sys.version_info[:2], ipykernel.__version__)",
+    )
     assert reply["status"] == "ok", output
     assert output.split() == [python, ipykernel]
 

@@ -28,19 +28,24 @@ OWNER = textwrap.dedent(
 )
 
 
+def orphan_of_a_killed_owner(kernel_name: str, cwd, engine) -> tuple[str, str]:
+    """Start a kernel from another process, then SIGKILL that process, as when a Jupyter
+    server is killed: (the orphaned kernel's id, its runtime folder)."""
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, kernel_name, str(cwd)], stdout=subprocess.PIPE, text=True
+    )
+    orphan_id = owner.stdout.readline().strip()
+    containers = kernel_containers(engine, orphan_id)
+    assert len(containers) == 1
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+    return orphan_id, containers[0].labels["distrokernels.runtime-dir"]
+
+
 def test_gc_removes_containers_of_a_killed_owner_and_keeps_live_ones(
     installed_kernel, engine, kernel, tmp_path
 ):
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, installed_kernel, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    orphan_id = owner.stdout.readline().strip()
-    assert len(kernel_containers(engine, orphan_id)) == 1
-    runtime_dir = kernel_containers(engine, orphan_id)[0].labels["distrokernels.runtime-dir"]
-    os.kill(owner.pid, signal.SIGKILL)
-    owner.wait()
+    orphan_id, runtime_dir = orphan_of_a_killed_owner(installed_kernel, tmp_path, engine)
 
     result = run_cli("gc")
     assert result.returncode == 0, result.stderr
@@ -54,14 +59,7 @@ def test_gc_removes_containers_of_a_killed_owner_and_keeps_live_ones(
 async def test_starting_a_kernel_collects_orphans_automatically(
     installed_kernel, engine, kernel, tmp_path
 ):
-    owner = subprocess.Popen(
-        [sys.executable, "-c", OWNER, installed_kernel, str(tmp_path)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    orphan_id = owner.stdout.readline().strip()
-    os.kill(owner.pid, signal.SIGKILL)
-    owner.wait()
+    orphan_id, _ = orphan_of_a_killed_owner(installed_kernel, tmp_path, engine)
     await kernel.manager.restart_kernel()  # a start, in this live process
     deadline = time.monotonic() + 30
     while kernel_containers(engine, orphan_id) and time.monotonic() < deadline:

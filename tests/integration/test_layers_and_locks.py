@@ -4,9 +4,8 @@ import json
 
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
-from jupyter_client.manager import AsyncKernelManager
 
-from .conftest import BASE, execute, run_cli
+from .conftest import BASE, run_cli, run_in_new_kernel
 
 
 def image_of(name: str, engine) -> dict:
@@ -39,18 +38,11 @@ def test_kernels_with_different_extras_share_base_and_dependency_layers(
 
 
 async def test_extras_are_importable_and_installed_in_the_kernel(two_extras_kernels, tmp_path):
-    manager = AsyncKernelManager(kernel_name=two_extras_kernels[0])
-    await manager.start_kernel(cwd=str(tmp_path))
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        output, reply = await execute(
-            client, "import six, shutil; print(six.__name__, shutil.which('hello'))"
-        )
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
+    output, reply, _ = await run_in_new_kernel(
+        two_extras_kernels[0],
+        tmp_path,
+        "import six, shutil; print(six.__name__, shutil.which('hello'))",
+    )
     assert reply["status"] == "ok", output
     assert output.split() == ["six", "/usr/bin/hello"], output
 

@@ -5,9 +5,8 @@ import os
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
-from .conftest import BASE, execute, run_cli
+from .conftest import BASE, run_cli, run_in_new_kernel
 
 pytestmark = pytest.mark.security
 
@@ -47,14 +46,10 @@ async def test_signing_key_is_in_neither_environment_nor_logs(kernel, engine):
 async def test_pids_limit_stops_a_fork_bomb(installed_kernel, tmp_path):
     result = run_cli("install", BASE, "--name", "dk-test-pids", "--pids-limit", "32", "--replace")
     assert result.returncode == 0, result.stderr
-    manager = AsyncKernelManager(kernel_name="dk-test-pids")
-    await manager.start_kernel(cwd=str(tmp_path))
-    client = manager.client()
-    client.start_channels()
     try:
-        await client.wait_for_ready(timeout=60)
-        output, _ = await execute(
-            client,
+        output, _, _ = await run_in_new_kernel(
+            "dk-test-pids",
+            tmp_path,
             "import subprocess\n"
             "children = []\n"
             "try:\n"
@@ -66,14 +61,12 @@ async def test_pids_limit_stops_a_fork_bomb(installed_kernel, tmp_path):
             "    child.kill()\n",
         )
     finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
         run_cli("remove", "dk-test-pids")
     assert output.startswith("stopped after"), output
     assert int(output.split()[2]) < 32
 
 
-async def test_each_loosening_option_reaches_the_container(engine, installed_kernel, tmp_path):
+async def test_each_loosening_option_reaches_the_container(installed_kernel, tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "data.txt").write_text("mounted")
@@ -88,22 +81,15 @@ async def test_each_loosening_option_reaches_the_container(engine, installed_ker
     assert result.returncode == 0, result.stderr
     listing = [line for line in run_cli("list").stdout.splitlines() if "dk-test-loose" in line]
     assert "memory=256m" in listing[0] and "cpus=0.5" in listing[0]
-    manager = AsyncKernelManager(kernel_name="dk-test-loose")
-    await manager.start_kernel(cwd=str(work))
-    client = manager.client()
-    client.start_channels()
     try:
-        await client.wait_for_ready(timeout=60)
-        data = engine.api.inspect_container(manager.provisioner.container_id)
-        output, _ = await execute(
-            client,
+        output, _, data = await run_in_new_kernel(
+            "dk-test-loose",
+            work,
             "import os\nprint(os.getuid(), open('/data/data.txt').read())\n"
             "try:\n    open('/data/new.txt', 'w')\n"
             "except OSError as e:\n    print(type(e).__name__)",
         )
     finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
         run_cli("remove", "dk-test-loose")
     host = data["HostConfig"]
     assert host["Memory"] == 256 * 2**20

@@ -40,7 +40,15 @@ def test_mounts_are_read_only_unless_asked(tmp_path):
 
 @pytest.mark.parametrize(
     "mount",
-    ["relative/path", "/does/not/exist/at/all", "/tmp:data", "/tmp/../etc:/x", "/tmp:/a:/b:/c"],
+    [
+        "relative/path",
+        "/does/not/exist/at/all",
+        "/tmp:data",
+        "/tmp/../etc:/x",
+        "/tmp:/a:/b:/c",
+        "/",
+        "/run:/host-run:ro",
+    ],
 )
 def test_bad_mounts_are_refused(mount):
     assert os.path.isdir("/tmp")
