@@ -30,8 +30,16 @@ def _say(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
+def _read(path: str) -> str:
+    """A file the user named, or one line saying why it cannot be read."""
+    try:
+        return Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput(f"cannot read {path}: {error}", "check the path") from error
+
+
 def cmd_install(args: argparse.Namespace) -> int:
-    lock = locks.Lock.from_text(Path(args.lock).read_text(), args.lock) if args.lock else None
+    lock = locks.Lock.from_text(_read(args.lock), args.lock) if args.lock else None
     reference = args.image or (lock.base_reference if lock else "")
     if not reference:
         raise InvalidInput("install needs an IMAGE or --lock FILE", "pass one")
@@ -62,7 +70,7 @@ def cmd_install(args: argparse.Namespace) -> int:
 def _extras(args: argparse.Namespace, lock: locks.Lock | None) -> images.Extras:
     pip = list(args.pip or [])
     if args.requirements:
-        pip += Path(args.requirements).read_text().splitlines()
+        pip += _read(args.requirements).splitlines()
     packages = tuple(args.packages or [])
     if lock is not None:
         if pip or packages:
@@ -218,7 +226,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
 
 def cmd_dockerfile(args: argparse.Namespace) -> int:
     if args.os_release:
-        os_release = OsRelease.parse(Path(args.os_release).read_text())
+        os_release = OsRelease.parse(_read(args.os_release))
         plan = plan_layer("<base image>", os_release)
         requirements = ipykernel_stack(python_version(args.python)) if args.python else None
     elif args.image:

@@ -44,7 +44,7 @@ class Recipe(ABC):
 def _first_available(install: str, packages: tuple[str, ...]) -> str:
     """Install the first package of ``packages`` the archive has: newest Python first."""
     names = " ".join(packages)
-    return f'for p in {names}; do {install} "$p" && break; done && command -v python3'
+    return f'for p in {names}; do {install} "$p" && break; done'
 
 
 class AptRecipe(Recipe):

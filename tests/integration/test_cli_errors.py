@@ -24,6 +24,13 @@ def test_malformed_image_reference_exits_2(reference):
     assert "not a valid image reference" in one_error_line(result)
 
 
+@pytest.mark.parametrize("option", ["--lock", "--requirements"])
+def test_missing_input_file_exits_2_with_one_line(option, tmp_path):
+    result = run_cli("install", "debian:bookworm", option, str(tmp_path / "absent"))
+    assert result.returncode == 2
+    assert "cannot read" in one_error_line(result)
+
+
 def test_bad_kernelspec_name_exits_2_before_any_build():
     result = run_cli("install", BASE, "--name", "../../etc/evil")
     assert result.returncode == 2

@@ -76,6 +76,8 @@ def test_el_prefers_the_newest_python_module_and_works_with_microdnf():
     text = rendered("almalinux-8")
     assert "command -v dnf || command -v microdnf" in text
     assert text.index("python3.12") < text.index("python3.11") < text.index("python39")
+    # python3.11 gives /usr/bin/python3.11 only: nothing may insist on a plain python3.
+    assert "command -v python3" not in text
 
 
 def test_leap_prefers_python311_or_newer_over_its_python36():
