@@ -57,7 +57,7 @@ _REFERENCE = re.compile(
 
 def validate_reference(reference: str) -> str:
     """Return ``reference`` if it is a well-formed image reference, else raise InvalidInput."""
-    if len(reference) > 255 or not _REFERENCE.match(reference):
+    if len(reference) > 255 or not _REFERENCE.fullmatch(reference):
         raise InvalidInput(
             f"{reference[:80]!r} is not a valid image reference",
             "use a name like debian:bookworm, ubuntu:22.04 or registry.example.org/team/image:tag",

@@ -39,7 +39,7 @@ def default_display_name(image: KernelImage) -> str:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise InvalidInput(
             f"{name[:80]!r} is not a valid kernelspec name",
             "use lower-case letters, digits, '.', '_' and '-' (at most 64), e.g. distro-debian-12",

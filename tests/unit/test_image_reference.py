@@ -25,7 +25,16 @@ def test_well_formed_references_are_accepted(reference):
 
 @pytest.mark.parametrize(
     "reference",
-    ["", "Debian:Bookworm", "debian:bookworm\nRUN evil", "$(id)", "a b", "../etc", "x" * 300],
+    [
+        "",
+        "Debian:Bookworm",
+        "debian:bookworm\nRUN evil",
+        "debian:bookworm\n",
+        "$(id)",
+        "a b",
+        "../etc",
+        "x" * 300,
+    ],
 )
 def test_malformed_references_are_refused(reference):
     with pytest.raises(InvalidInput):

@@ -65,7 +65,8 @@ def test_debugger_is_advertised_only_where_ipykernel_has_one(ipykernel, debugger
 
 
 @pytest.mark.parametrize(
-    "name", ["", "../evil", "a b", "x" * 65, "name\nnewline", "$(id)", "Caps", "-lead"]
+    "name",
+    ["", "../evil", "a b", "x" * 65, "name\nnewline", "trailing\n", "$(id)", "Caps", "-lead"],
 )
 def test_bad_kernelspec_names_are_refused(name):
     with pytest.raises(InvalidInput):

@@ -116,3 +116,12 @@ def test_image_with_old_python_is_upgraded_only_where_the_archive_has_newer():
     assert centos.install_python == "" and centos.python_path == "/usr/bin/python3"
     recent = plan_layer("b", release("almalinux-8"), "/usr/bin/python3.11", (3, 11))
     assert recent.install_python == ""
+
+
+@pytest.mark.parametrize("name", ["hello\n", "a;b", "$(id)", "-rf", "x y", ""])
+def test_distro_package_names_that_could_reach_a_shell_are_refused(name):
+    from distrokernels.errors import InvalidInput
+    from distrokernels.recipes import validate_package_names
+
+    with pytest.raises(InvalidInput):
+        validate_package_names((name,))
