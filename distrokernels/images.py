@@ -15,6 +15,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from . import __version__, bootstrap, locks
 from .distros import OsRelease
@@ -113,6 +114,12 @@ class BaseImage:
     reference: str
     id: str
     source: str  # "local", "pulled" or "bootstrapped"
+    digest: str = ""  # the registry digest, when the image came from a registry
+
+    @classmethod
+    def from_inspect(cls, reference: str, data: dict[str, Any], source: str) -> BaseImage:
+        digests = data.get("RepoDigests") or []
+        return cls(reference, data["Id"], source, digests[0] if digests else "")
 
 
 def acquire_base(
@@ -122,7 +129,7 @@ def acquire_base(
     validate_reference(reference)
     image = engine.find_image(reference)
     if image is not None:
-        return BaseImage(reference, image["Id"], "local")
+        return BaseImage.from_inspect(reference, image, "local")
     if offline:
         raise ImageNotFound(
             f"offline: the base image {reference} is not on this machine",
@@ -132,7 +139,7 @@ def acquire_base(
     if pull:
         progress(f"pulling {reference}")
         try:
-            return BaseImage(reference, engine.pull(reference, progress)["Id"], "pulled")
+            return BaseImage.from_inspect(reference, engine.pull(reference, progress), "pulled")
         except ImageNotFound as error:
             pull_error = error
     if bootstrap.debian_suite(reference):
@@ -184,7 +191,7 @@ def request_key(base_id: str, extras: Extras, lock: locks.Lock | None) -> str:
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
 
-def find_cached(engine: Engine, base: BaseImage, options: BuildOptions) -> KernelImage | None:
+def _find_cached(engine: Engine, base: BaseImage, options: BuildOptions) -> KernelImage | None:
     if options.rebuild:
         return None
     key = request_key(base.id, options.extras, options.lock)
@@ -195,7 +202,7 @@ def build_kernel_image(
     engine: Engine, base: BaseImage, options: BuildOptions, progress: Progress
 ) -> KernelImage:
     """Build (or find in the cache) the kernel image for ``base`` and ``options``."""
-    cached = find_cached(engine, base, options)
+    cached = _find_cached(engine, base, options)
     if cached is not None:
         progress(f"cache hit: {cached.tag}")
         return cached
@@ -218,7 +225,7 @@ def build_kernel_image(
     lock = locks.make_lock(
         base.reference,
         base.id,
-        _registry_digest(engine, base),
+        base.digest,
         dependency.python_version,
         dependency.wheels(),
         extra_wheels,
@@ -235,12 +242,6 @@ def build_kernel_image(
                 "install without --lock to accept the new versions",
             )
     return _seal(engine, image, lock, request_key(base.id, options.extras, options.lock))
-
-
-def _registry_digest(engine: Engine, base: BaseImage) -> str:
-    data = engine.find_image(base.id) or {}
-    digests = data.get("RepoDigests") or []
-    return digests[0] if digests else ""
 
 
 def _seal(engine: Engine, image: KernelImage, lock: locks.Lock, key: str) -> KernelImage:
@@ -401,7 +402,7 @@ def _image_labelled(engine: Engine, label: str, value: str) -> KernelImage | Non
 
 
 def _labels(base: BaseImage, probe: Probe, key: str, wheels: list[Wheel]) -> dict[str, str]:
-    versions = {wheel.name.lower().replace("_", "-"): wheel.version for wheel in wheels}
+    versions = {wheel.project: wheel.version for wheel in wheels}
     os_release = probe.os_release
     return {
         LABEL_BUILD_KEY: key,

@@ -44,7 +44,8 @@ _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
 
 _ENGINES: dict[str, Engine] = {}
-_BACKGROUND: set[asyncio.Task] = set()
+_SWEEPS: dict[str, asyncio.Task] = {}  # engine URL -> its running orphan sweep
+_SWEEP_AGAIN: set[str] = set()
 
 
 def _engine(url: str = "") -> Engine:
@@ -217,13 +218,13 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 "open the notebook from a folder of your own",
             )
         assert self.runtime_dir is not None
-        uid, gid = os.getuid(), os.getgid()
+        uid, gid = (0, 0) if self.run_as_root else (os.getuid(), os.getgid())
         binds = [f"{self.runtime_dir}:{self.runtime_dir}:rw", f"{cwd}:{cwd}:rw"]
         binds += [parse_mount(mount) for mount in self.mounts]
         return KernelContainerSpec(
             image=self.image or self.image_id,
             command=cmd,
-            user="0:0" if self.run_as_root else f"{uid}:{gid}",
+            user=f"{uid}:{gid}",
             working_dir=cwd,
             environment=kernel_environment(env, list(self.kernel_spec.env), self.env_allowlist),
             binds=binds,
@@ -234,10 +235,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 LABEL_RUNTIME_DIR: self.runtime_dir,
             },
             network_mode=self.network_mode,
-            tmpfs={
-                HOME: f"rw,exec,mode=0700,uid={0 if self.run_as_root else uid},"
-                f"gid={0 if self.run_as_root else gid}"
-            },
+            tmpfs={HOME: f"rw,exec,mode=0700,uid={uid},gid={gid}"},
             memory=self.memory,
             cpus=self.cpus,
             pids_limit=self.pids_limit,
@@ -249,23 +247,28 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         spec = self.container_spec(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
-        engine = await self._on_engine(lambda engine: engine)
         try:
-            self.container_id = await asyncio.to_thread(engine.start_kernel_container, spec)
+            self.container_id = await self._on_engine(
+                lambda engine: engine.start_kernel_container(spec)
+            )
         except BaseException as error:
             self._remove_runtime_dir()
             if not isinstance(error, ImageNotFound):
                 raise
             raise KernelStartFailed(
-                f"the image of this kernel is gone ({self.image})",
-                f"run `distrokernels install {self.source or '<base image>'} --replace`",
+                f"the image of this kernel is gone ({self.image})", self._reinstall_hint
             ) from error
-        await self._wait_until_listening(engine)
+        await self._wait_until_listening()
         return self.connection_info
 
-    async def _wait_until_listening(self, engine: Engine) -> None:
+    @property
+    def _reinstall_hint(self) -> str:
+        return f"run `distrokernels install {self.source or '<base image>'} --replace`"
+
+    async def _wait_until_listening(self) -> None:
         """Return once the kernel has bound its sockets; fail at once if it exits."""
-        assert self.container_id is not None
+        container_id = self.container_id
+        assert container_id is not None
         km = self.parent
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
         sockets = [f"{km.ip}-{port}" for port in ports]
@@ -274,25 +277,31 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         checks = 0
         while not all(os.path.exists(path) for path in sockets):
             if checks % 40 == 0:  # and ask the engine, every 0.2 s, whether it exited
-                state = await asyncio.to_thread(engine.container_state, self.container_id)
+                state = await self._on_engine(lambda engine: engine.container_state(container_id))
                 if state is None or not state.running:
-                    await self._fail_start(engine, f"exited with code {state and state.exit_code}")
+                    await self._fail_start(f"exited with code {state and state.exit_code}")
             if loop.time() > deadline:
-                await self._fail_start(engine, f"opened no sockets in {self.launch_timeout:.0f} s")
+                await self._fail_start(f"opened no sockets in {self.launch_timeout:.0f} s")
             checks += 1
             await asyncio.sleep(_POLL_INTERVAL)
 
-    async def _fail_start(self, engine: Engine, what: str) -> None:
-        assert self.container_id is not None
-        logs = await asyncio.to_thread(engine.container_logs, self.container_id, 12)
-        await asyncio.to_thread(engine.remove_container, self.container_id)
+    async def _fail_start(self, what: str) -> None:
+        container_id = self.container_id
+        assert container_id is not None
+
+        def logs_then_remove(engine: Engine) -> str:
+            logs = engine.container_logs(container_id, 12)
+            engine.remove_container(container_id)
+            return logs
+
+        logs = await self._on_engine(logs_then_remove)
         self.container_id = None
         self._remove_runtime_dir()
         last = " | ".join(line for line in logs.strip().splitlines()[-6:] if line.strip())
         raise KernelStartFailed(
             f"the kernel container of {self.parent.kernel_name!r} {what}"
             + (f": {last}" if last else ""),
-            "see the lines above; `distrokernels install IMAGE --replace` rebuilds the kernel",
+            f"if the image is broken, {self._reinstall_hint}",
         )
 
     # --- life cycle -----------------------------------------------------------------
@@ -355,13 +364,30 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
 
 def _collect_orphans_in_background(url: str) -> None:
-    """Remove containers of dead Jupyter servers, off the start path."""
+    """Remove containers of dead Jupyter servers, off the start path.
 
-    async def collect() -> None:
-        # Best effort: `distrokernels gc` is where collection errors are reported.
-        with contextlib.suppress(Exception):
-            await asyncio.to_thread(lambda: _engine(url).collect_orphans())
+    One sweep per engine at a time: starts during a sweep ask for one more sweep after
+    it, so twenty kernels started at once cost two sweeps, not twenty, and an owner that
+    died during a sweep is still collected.
+    """
+    loop = asyncio.get_running_loop()
+    running = _SWEEPS.get(url)
+    if running is not None and not running.done() and running.get_loop() is loop:
+        _SWEEP_AGAIN.add(url)
+        return
 
-    task = asyncio.get_running_loop().create_task(collect())
-    _BACKGROUND.add(task)
-    task.add_done_callback(_BACKGROUND.discard)
+    async def sweep() -> None:
+        try:
+            while True:
+                _SWEEP_AGAIN.discard(url)
+                # Best effort: `distrokernels gc` is where collection errors are reported.
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(lambda: _engine(url).collect_orphans())
+                if url not in _SWEEP_AGAIN:
+                    return
+        finally:
+            if _SWEEPS.get(url) is task:
+                del _SWEEPS[url]
+
+    task = loop.create_task(sweep())
+    _SWEEPS[url] = task

@@ -141,6 +141,11 @@ class Wheel:
     def version(self) -> str:
         return self.filename.split("-")[1]
 
+    @property
+    def project(self) -> str:
+        """The normalized project name: 'jupyter_client' and 'Jupyter-Client' are one."""
+        return canonicalize_name(self.name)
+
 
 @dataclass(frozen=True)
 class WheelSource:
@@ -192,9 +197,9 @@ def download_wheels(
             f"Python {platform.python_full_version}: still missing {' '.join(wanted)}",
             "pin them in distrokernels/wheels.py",
         )
-    installed = {canonicalize_name(wheel.name) for wheel in pinned}
+    installed = {wheel.project for wheel in pinned}
     for path in dest.glob("*.whl"):
-        if canonicalize_name(path.name.split("-")[0]) in installed:
+        if Wheel(path.name, "").project in installed:
             path.unlink()  # pip fetched what the image already has: keep the image's
     return _wheels_in(dest)
 
@@ -251,8 +256,8 @@ def missing_requirements(
 ) -> tuple[str, ...]:
     """Requirements of the downloaded wheels that apply on ``platform`` but have no wheel."""
     environment = marker_environment(platform)
-    present = {canonicalize_name(path.name.split("-")[0]) for path in dest.glob("*.whl")}
-    present |= {canonicalize_name(wheel.name) for wheel in pinned}
+    present = {Wheel(path.name, "").project for path in dest.glob("*.whl")}
+    present |= {wheel.project for wheel in pinned}
     missing = set()
     for path in dest.glob("*.whl"):
         for line in _requires_dist(path):
