@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__, bootstrap, images, installer, kernelspecs, locks, usage
 from .distros import OsRelease
 from .dockerfiles import plan_layer
-from .engine import Engine
+from .engine import Engine, remote_address
 from .errors import DistroKernelsError, EngineUnavailable, InvalidInput
 from .probe import probe_image
 from .recipes import validate_package_names
@@ -61,6 +61,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         replace=args.replace,
         pull=not args.no_pull,
         docker_host=args.docker_host or "",
+        push=args.push or "",
     )
     _say(f"installed {installed.name!r} ({installed.display_name}) in {installed.folder}")
     print(installed.name)
@@ -141,9 +142,28 @@ def _provisioner_config(args: argparse.Namespace) -> dict:
         from .provisioner import parse_mount
 
         for mount in args.mount:
-            parse_mount(mount)
+            parse_mount(mount, local=not remote_address(args.docker_host or ""))
         config["mounts"] = args.mount
+    if args.backend != "docker":
+        config["backend"] = args.backend
+    if args.constraint:
+        if args.backend != "swarm":
+            raise InvalidInput("--constraint places swarm services", "add --backend swarm")
+        for constraint in args.constraint:
+            if not _CONSTRAINT.fullmatch(constraint):
+                raise InvalidInput(
+                    f"{constraint[:80]!r} is not a placement constraint",
+                    "write it as Docker does, e.g. node.labels.gpu==1 or node.role!=manager",
+                )
+        config["constraints"] = args.constraint
+    if args.plaintext_tcp:
+        config["plaintext_tcp"] = True
+    if args.work_volume:
+        config["work_volume"] = args.work_volume
     return config
+
+
+_CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
@@ -282,6 +302,28 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--mount", action="append", help="extra mount HOST[:CONTAINER][:ro|rw]")
     install.add_argument(
         "--docker-host", help="build and run on this engine (a DOCKER_HOST URL), not the default"
+    )
+    install.add_argument(
+        "--backend",
+        choices=["docker", "swarm"],
+        default="docker",
+        help="a container on the engine (default), or a service on its swarm",
+    )
+    install.add_argument(
+        "--constraint", action="append", help="swarm placement, e.g. node.labels.gpu==1"
+    )
+    install.add_argument(
+        "--push",
+        metavar="REPOSITORY",
+        help="push the image (e.g. registry.example:5000/kernels) so every node can pull it",
+    )
+    install.add_argument(
+        "--plaintext-tcp",
+        action="store_true",
+        help="allow unencrypted TCP when the kernel's ipykernel cannot use CurveZMQ",
+    )
+    install.add_argument(
+        "--work-volume", help="remote engine: the named volume mounted at /work as working folder"
     )
     install.add_argument("--pids-limit", type=int, help="most processes (default 1024)")
     install.add_argument("--cap-add", action="append", help="add back a capability, e.g. CHOWN")

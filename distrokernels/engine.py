@@ -6,19 +6,24 @@ distrokernels' own errors back instead of docker-py's HTTP exceptions.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
+import os
 import shutil
+import tarfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlparse
 
 import docker
 import docker.errors
 import requests
 
 from . import owners
-from .errors import BuildFailed, EngineUnavailable, ImageNotFound
+from .errors import BuildFailed, EngineUnavailable, ImageNotFound, KernelStartFailed
 
 LABEL = "distrokernels"
 LABEL_KERNEL_ID = f"{LABEL}.kernel-id"
@@ -26,6 +31,7 @@ LABEL_KERNELSPEC = f"{LABEL}.kernelspec"
 LABEL_OWNER = f"{LABEL}.owner"
 LABEL_RUNTIME_DIR = f"{LABEL}.runtime-dir"
 LABEL_PROBE = f"{LABEL}.probe"
+LABEL_VOLUME = f"{LABEL}.volume"
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -87,6 +93,20 @@ class KernelContainerSpec:
     cap_add: list[str] = field(default_factory=list)
     security_opt: list[str] = field(default_factory=list)
     name: str | None = None
+    # TCP kernels: container ports to publish, and the host ports asked for (0: any free
+    # one). A restart asks for the ports it had, so connected clients keep working.
+    ports: dict[int, int] = field(default_factory=dict)
+    # Files placed in the container before the kernel starts, owned by ``user``, 0400:
+    # the connection file of a kernel whose engine cannot bind-mount the runtime folder.
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class KernelServiceSpec:
+    """A kernel as a one-replica swarm service: its container plus where it may run."""
+
+    container: KernelContainerSpec
+    constraints: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,26 @@ class KernelContainer:
     status: str
 
 
+@dataclass(frozen=True)
+class KernelTask:
+    """Where a kernel service's one task is and how it is doing."""
+
+    state: str  # the swarm task state: pending, running, rejected, failed, complete...
+    error: str
+    container_id: str
+    node_id: str
+    node_address: str
+    ports: dict[int, int]  # container port -> published port on the node
+    exit_code: int | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.state in _TASK_STARTING or self.state == "running"
+
+
+_TASK_STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "starting"}
+
+
 class Engine:
     """A connected Docker engine."""
 
@@ -115,9 +155,10 @@ class Engine:
     def connect(cls, url: str = "", timeout: int = 120) -> Engine:
         """Connect to ``url``, else DOCKER_HOST or the default socket; or say how to start
         the engine."""
-        if url:
-            return cls(docker.DockerClient(base_url=url, timeout=timeout))
-        return cls(docker.from_env(timeout=timeout))
+        environment = dict(os.environ, **({"DOCKER_HOST": url} if url else {}))
+        ssh = environment.get("DOCKER_HOST", "").startswith("ssh://")
+        # The system's ssh (its config, agent and known hosts), TLS from DOCKER_CERT_PATH.
+        return cls(docker.from_env(environment=environment, timeout=timeout, use_ssh_client=ssh))
 
     # --- images ------------------------------------------------------------------
 
@@ -160,6 +201,32 @@ class Engine:
         if image is None:
             raise ImageNotFound(f"pulling {reference} gave no image", "check the image name")
         return image
+
+    @_engine_errors
+    def push(self, image_id: str, reference: str, progress: Callable[[str], None]) -> str:
+        """Tag ``image_id`` as ``reference``, push it; returns 'repository@sha256:...'."""
+        repository, tag = _split_tag(reference)
+        self.api.tag(image_id, repository, tag, force=True)
+        digest = ""
+        try:
+            for event in self.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise ImageNotFound(
+                        f"pushing {reference} failed: {event['error']}",
+                        "check the registry's address, that it is running, and `docker login`",
+                    )
+                digest = (event.get("aux") or {}).get("Digest", digest)
+                status = " ".join(str(event.get(key, "")) for key in ("id", "status", "progress"))
+                if status.strip():
+                    progress(status.strip())
+        except docker.errors.APIError as error:
+            raise ImageNotFound(
+                f"pushing {reference} failed: {error.explanation or error}",
+                "check the registry's address and `docker login`",
+            ) from error
+        if not digest:
+            raise ImageNotFound(f"pushing {reference} reported no digest", "push it again")
+        return f"{repository}@{digest}"
 
     @_engine_errors
     def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
@@ -298,6 +365,8 @@ class Engine:
             cap_drop=spec.cap_drop or None,
             cap_add=spec.cap_add or None,
             security_opt=spec.security_opt or None,
+            port_bindings={port: published or None for port, published in spec.ports.items()}
+            or None,
         )
         try:
             container = self.api.create_container(
@@ -310,16 +379,54 @@ class Engine:
                 host_config=host_config,
                 name=spec.name,
                 entrypoint=[],
+                ports=list(spec.ports) or None,
             )
         except docker.errors.ImageNotFound as error:
             raise ImageNotFound(f"image {spec.image} is not on this engine") from error
         container_id = container["Id"]
         try:
+            if spec.files:
+                self.api.put_archive(container_id, "/", _tarball(spec.files, spec.user))
             self.api.start(container_id)
         except docker.errors.APIError:
             self.api.remove_container(container_id, force=True)
             raise
         return container_id
+
+    @_engine_errors
+    def published_ports(self, container_id: str) -> dict[int, int]:
+        """Container port -> the host port the engine published it on."""
+        ports = self.api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
+        return {
+            int(key.split("/")[0]): int(bindings[0]["HostPort"])
+            for key, bindings in ports.items()
+            if bindings
+        }
+
+    @_engine_errors
+    def ensure_volume(self, name: str, image: str, owner: str) -> None:
+        """Create the named volume if missing, its root owned by ``owner`` (uid:gid)."""
+        try:
+            self.api.inspect_volume(name)
+            return
+        except docker.errors.NotFound:
+            pass
+        self.api.create_volume(name, labels={LABEL_VOLUME: "1"})
+        container = self.api.create_container(
+            image,
+            command=["chown", owner, "/volume"],
+            user="0",
+            entrypoint=[],
+            labels={LABEL_PROBE: "1"},
+            host_config=self.api.create_host_config(
+                binds=[f"{name}:/volume:rw"], network_mode="none"
+            ),
+        )
+        try:
+            self.api.start(container)
+            self.api.wait(container, timeout=60)
+        finally:
+            self.api.remove_container(container, force=True)
 
     @_engine_errors
     def container_state(self, container_id: str) -> ContainerState | None:
@@ -372,18 +479,208 @@ class Engine:
             for entry in self.api.containers(all=True, filters={"label": LABEL_KERNEL_ID})
         ]
 
+    # --- kernel services (swarm) ----------------------------------------------------
+
+    @_engine_errors
+    def swarm_node_id(self) -> str:
+        """This engine's swarm node id; '' when it is not in a swarm."""
+        swarm = self.api.info().get("Swarm") or {}
+        return swarm.get("NodeID", "") if swarm.get("LocalNodeState") == "active" else ""
+
+    @_engine_errors
+    def start_kernel_service(self, spec: KernelServiceSpec) -> str:
+        """Create the one-replica, never-restarted service; returns its id.
+
+        Files travel as swarm secrets: the swarm hands them only to the node that runs
+        the task, and they never show in the service's spec or environment.
+        """
+        from docker.types import (
+            ContainerSpec,
+            EndpointSpec,
+            Mount,
+            Placement,
+            Resources,
+            RestartPolicy,
+            SecretReference,
+            TaskTemplate,
+        )
+
+        if not self.swarm_node_id():
+            raise KernelStartFailed(
+                "this kernel runs on Docker Swarm, but the engine is not a swarm manager",
+                "run `docker swarm init` (or point DOCKER_HOST at a manager)",
+            )
+        c = spec.container
+        uid, _, gid = c.user.partition(":")
+        secrets = []
+        for path, content in c.files.items():
+            secret = self.api.create_secret(f"{c.name}-{Path(path).name}", content, labels=c.labels)
+            secrets.append(
+                SecretReference(
+                    secret["ID"],
+                    f"{c.name}-{Path(path).name}",
+                    filename=path,
+                    uid=uid,
+                    gid=gid or uid,
+                    mode=0o400,
+                )
+            )
+        mounts = [_bind_mount(bind) for bind in c.binds]
+        mounts += [Mount(target, None, type="tmpfs", tmpfs_mode=0o1777) for target in c.tmpfs]
+        resources = Resources(
+            cpu_limit=int(c.cpus * 1e9) if c.cpus else None,
+            cpu_reservation=int(c.cpus * 1e9) if c.cpus else None,
+            mem_limit=_bytes(c.memory) if c.memory else None,
+            mem_reservation=_bytes(c.memory) if c.memory else None,
+        )
+        if c.pids_limit:
+            resources.setdefault("Limits", {})["Pids"] = c.pids_limit
+        container_spec = ContainerSpec(
+            c.image,
+            command=c.command,
+            env=c.environment,
+            workdir=c.working_dir,
+            user=c.user,
+            labels=c.labels,
+            mounts=mounts,
+            secrets=secrets,
+            init=True,
+            cap_add=c.cap_add or None,
+            cap_drop=c.cap_drop or None,
+            stop_grace_period=2_000_000_000,
+        )
+        template = TaskTemplate(
+            container_spec,
+            resources=resources,
+            restart_policy=RestartPolicy(condition="none"),
+            placement=Placement(constraints=spec.constraints or None),
+        )
+        endpoint = EndpointSpec(
+            ports=[
+                {
+                    "Protocol": "tcp",
+                    "TargetPort": port,
+                    "PublishMode": "host",
+                    **({"PublishedPort": published} if published else {}),
+                }
+                for port, published in c.ports.items()
+            ]
+        )
+        service = self.api.create_service(
+            template, name=c.name, labels=c.labels, endpoint_spec=endpoint
+        )
+        return service["ID"]
+
+    @_engine_errors
+    def kernel_task(self, service_id: str) -> KernelTask | None:
+        """The service's task, newest first; None when the service is gone."""
+        try:
+            tasks = self.api.tasks(filters={"service": service_id})
+        except docker.errors.NotFound:
+            return None
+        if not tasks:
+            try:
+                self.api.inspect_service(service_id)
+            except docker.errors.NotFound:
+                return None
+            return KernelTask("new", "", "", "", "", {})
+        task = max(tasks, key=lambda entry: entry.get("CreatedAt", ""))
+        status = task.get("Status") or {}
+        node_id = task.get("NodeID", "")
+        node_address = ""
+        if node_id:
+            with contextlib.suppress(docker.errors.NotFound):
+                node_address = self.api.inspect_node(node_id)["Status"].get("Addr", "")
+        ports = {
+            entry["TargetPort"]: entry["PublishedPort"]
+            for entry in (status.get("PortStatus") or {}).get("Ports") or []
+        }
+        container = status.get("ContainerStatus") or {}
+        return KernelTask(
+            state=status.get("State", ""),
+            error=status.get("Err", ""),
+            container_id=container.get("ContainerID", ""),
+            exit_code=container.get("ExitCode"),
+            node_id=node_id,
+            node_address=node_address,
+            ports=ports,
+        )
+
+    @_engine_errors
+    def service_logs(self, service_id: str, tail: int = 20) -> str:
+        try:
+            chunks = self.api.service_logs(
+                service_id, stdout=True, stderr=True, tail=tail, follow=False
+            )
+            return b"".join(chunks).decode(errors="replace")
+        except docker.errors.APIError:
+            return ""
+
+    @_engine_errors
+    def remove_kernel_service(self, service_id: str) -> None:
+        """Remove the service (the swarm stops its task), then its secrets."""
+        try:
+            spec = self.api.inspect_service(service_id)["Spec"]
+        except docker.errors.NotFound:
+            return
+        with contextlib.suppress(docker.errors.NotFound):
+            self.api.remove_service(service_id)
+        for reference in spec["TaskTemplate"]["ContainerSpec"].get("Secrets") or []:
+            with contextlib.suppress(docker.errors.NotFound):
+                self.api.remove_secret(reference["SecretID"])
+
+    @_engine_errors
+    def kernel_services(self) -> list[KernelContainer]:
+        """Every kernel service distrokernels created on this swarm."""
+        if not self.swarm_node_id():
+            return []
+        return [
+            KernelContainer(
+                id=entry["ID"],
+                name=entry["Spec"]["Name"],
+                labels=entry["Spec"].get("Labels") or {},
+                status="service",
+            )
+            for entry in self.api.services(filters={"label": LABEL_KERNEL_ID})
+        ]
+
     def collect_orphans(self) -> list[KernelContainer]:
-        """Remove kernel containers whose owning process is gone; returns what was removed."""
+        """Remove kernel containers and services whose owning process is gone."""
         removed = []
-        for container in self.kernel_containers():
-            if owners.owner_is_alive(container.labels.get(LABEL_OWNER, "")):
+        for kernel in self.kernel_containers() + self.kernel_services():
+            if owners.owner_is_alive(kernel.labels.get(LABEL_OWNER, "")):
                 continue
-            self.remove_container(container.id)
-            runtime_dir = container.labels.get(LABEL_RUNTIME_DIR)
+            if kernel.status == "service":
+                self.remove_kernel_service(kernel.id)
+            else:
+                self.remove_container(kernel.id)
+            runtime_dir = kernel.labels.get(LABEL_RUNTIME_DIR)
             if runtime_dir:
                 shutil.rmtree(runtime_dir, ignore_errors=True)
-            removed.append(container)
+            removed.append(kernel)
+        self._collect_orphan_secrets()
         return removed
+
+    def _collect_orphan_secrets(self) -> None:
+        """Secrets of a start that died between creating them and creating its service."""
+        if not self.swarm_node_id():
+            return
+        for secret in self.api.secrets(filters={"label": LABEL_KERNEL_ID}):
+            labels = secret["Spec"].get("Labels") or {}
+            if not owners.owner_is_alive(labels.get(LABEL_OWNER, "")):
+                with contextlib.suppress(docker.errors.APIError):  # in use: its service's gc
+                    self.api.remove_secret(secret["ID"])
+
+
+def remote_address(url: str) -> str:
+    """The host of a tcp://, ssh:// or http(s):// engine URL; '' for a local socket.
+
+    An empty URL means the environment's DOCKER_HOST, as docker-py reads it.
+    """
+    parsed = urlparse(url or os.environ.get("DOCKER_HOST", ""))
+    if parsed.scheme in ("tcp", "ssh", "http", "https"):
+        return parsed.hostname or ""
+    return ""
 
 
 def _split_tag(reference: str) -> tuple[str, str | None]:
@@ -394,3 +691,33 @@ def _split_tag(reference: str) -> tuple[str, str | None]:
     if not repository or "/" in tag:
         return reference, "latest"
     return repository, tag
+
+
+def _tarball(files: dict[str, bytes], user: str) -> bytes:
+    """A tar of ``files`` (absolute paths) owned by ``user``, read-only for it."""
+    uid, _, gid = user.partition(":")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for path, content in files.items():
+            info = tarfile.TarInfo(path.lstrip("/"))
+            info.size, info.mode = len(content), 0o400
+            info.uid, info.gid = int(uid or 0), int(gid or uid or 0)
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def _bind_mount(bind: str) -> Any:
+    from docker.types import Mount
+
+    source, target, mode = bind.split(":")
+    kind = "bind" if source.startswith("/") else "volume"
+    return Mount(target, source, type=kind, read_only=mode == "ro")
+
+
+def _bytes(size: str) -> int:
+    """'2g' -> 2147483648, as docker's --memory reads it."""
+    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+    text = size.strip().lower()
+    if text[-1:] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import images, kernelspecs
-from .engine import Engine
+from . import connection, images, kernelspecs
+from .engine import Engine, remote_address
+from .errors import InvalidInput
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,13 @@ def install_kernel(
     replace: bool = False,
     pull: bool = True,
     docker_host: str = "",
+    push: str = "",
 ) -> Installed:
-    """Build (or reuse) the kernel image and register its kernelspec."""
+    """Build (or reuse) the kernel image and register its kernelspec.
+
+    ``push`` names a repository every swarm node can pull from; the kernelspec then
+    records the pushed digest, which the swarm runs.
+    """
     images.validate_reference(reference)
     if name:
         kernelspecs.validate_name(name)
@@ -41,12 +47,30 @@ def install_kernel(
             kernelspecs.refuse_existing(name)
     if display_name is not None:
         kernelspecs.validate_display_name(display_name)
+    config = dict(config or {})
+    if push:
+        images.validate_reference(push)
     engine = Engine.connect(docker_host)
+    if config.get("backend") == "swarm" and not engine.swarm_node_id():
+        raise InvalidInput(
+            "--backend swarm needs an engine that is a swarm manager; this one is not",
+            "run `docker swarm init` there, or point --docker-host at a manager",
+        )
     base = images.acquire_base(
         engine, reference, pull=pull, progress=progress, offline=options.source.offline
     )
     progress(f"base image {reference}: {images.SOURCES[base.source]} ({base.id[:19]})")
     image = images.build_kernel_image(engine, base, options, progress)
+    if config.get("backend") == "swarm" or remote_address(docker_host):
+        # Refuse now what every start would refuse: TCP without encryption, unasked.
+        connection.choose_encryption(
+            image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
+        )
+    if push:
+        config["pushed_image"] = engine.push(
+            image.id, f"{push}:{image.tag.split(':')[-1]}", progress
+        )
+        progress(f"pushed {config['pushed_image']}")
     name = name or kernelspecs.default_name(image)
     display_name = display_name or kernelspecs.default_display_name(image)
     folder = kernelspecs.install(
@@ -56,7 +80,7 @@ def install_kernel(
         config={
             "source": reference,
             **({"docker_host": docker_host} if docker_host else {}),
-            **(config or {}),
+            **config,
         },
         user=user,
         prefix=prefix,

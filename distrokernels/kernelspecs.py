@@ -18,6 +18,7 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+from .connection import supports_curve
 from .dockerfiles import KERNEL_PYTHON
 from .errors import InvalidInput, KernelspecExists, KernelspecNotFound
 from .images import KernelImage
@@ -91,6 +92,8 @@ def kernelspec_json(
         "env": {},
         "metadata": {
             "debugger": ipykernel.split(".")[0].isdigit() and int(ipykernel.split(".")[0]) >= 6,
+            # jupyter_client's transport_encryption=auto|required reads this.
+            **({"supported_encryption": ["curve"]} if supports_curve(ipykernel) else {}),
             "kernel_provisioner": {
                 "provisioner_name": PROVISIONER_NAME,
                 "config": {"image": image.tag, "image_id": image.id, **(config or {})},

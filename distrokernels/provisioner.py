@@ -1,9 +1,11 @@
 """DistroProvisioner: each kernel runs in its own container, and feels local.
 
-The kernel talks to Jupyter over IPC sockets in a private 0700 folder that is
-bind-mounted at the same path, so no port is opened on any interface. The container
-runs as the user, in the notebook's folder, with only an allow-listed environment,
-under an init process so signals (interrupt, terminate) behave as they do locally.
+On the local engine the kernel talks to Jupyter over IPC sockets in a private 0700
+folder that is bind-mounted at the same path, so no port is opened on any interface.
+On a swarm or a remote engine it talks TCP, encrypted with CurveZMQ (connection.py).
+The container runs as the user, in the notebook's folder, with only an allow-listed
+environment, under an init process so signals (interrupt, terminate) behave as they
+do locally. Where it runs is the backend's business (backends.py).
 """
 
 from __future__ import annotations
@@ -11,20 +13,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fnmatch
+import getpass
 import os
 import secrets
 import shutil
 import signal
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
+import zmq
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode
 
-from . import owners
+from . import connection, owners
+from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .engine import (
     LABEL_KERNEL_ID,
     LABEL_KERNELSPEC,
@@ -32,12 +37,14 @@ from .engine import (
     LABEL_RUNTIME_DIR,
     Engine,
     KernelContainerSpec,
+    remote_address,
 )
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
 
 _T = TypeVar("_T")
 
 HOME = "/home/kernel"
+REMOTE_WORKDIR = "/work"
 _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
 _MAX_IPC_PATH = 107
@@ -97,7 +104,7 @@ def kernel_environment(
     return passed
 
 
-def parse_mount(text: str) -> str:
+def parse_mount(text: str, local: bool = True) -> str:
     """'HOST[:CONTAINER][:ro|rw]' -> 'HOST:CONTAINER:MODE', checked; read-only by default."""
     parts = text.split(":")
     mode = "ro"
@@ -110,7 +117,7 @@ def parse_mount(text: str) -> str:
         raise InvalidInput(f"mount {text!r} needs absolute paths", "use /absolute/paths")
     if ".." in Path(host).parts or ".." in Path(container).parts:
         raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
-    if not os.path.exists(host):
+    if local and not os.path.exists(host):
         raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
     if exposes_engine(host):
         raise InvalidInput(
@@ -163,13 +170,60 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     docker_host = Unicode(
         "", help="The engine to run on (a DOCKER_HOST URL); default: the environment's."
     ).tag(config=True)
+    backend = CaselessStrEnum(
+        ["docker", "swarm"],
+        default_value="docker",
+        help="A container on the engine, or a one-replica service on its swarm.",
+    ).tag(config=True)
+    constraints = List(Unicode(), help="Swarm placement constraints, e.g. node.labels.gpu==1.").tag(
+        config=True
+    )
+    plaintext_tcp = Bool(
+        False, help="Allow unencrypted TCP for a kernel whose ipykernel cannot use CurveZMQ."
+    ).tag(config=True)
+    pushed_image = Unicode(
+        "", help="The image in a registry (repository@digest) that swarm nodes pull."
+    ).tag(config=True)
+    work_volume = Unicode(
+        "",
+        help="On a remote engine: the named volume that is the working folder, at /work "
+        "(default: distrokernels-work-<user>).",
+    ).tag(config=True)
 
-    container_id: str | None = None
     runtime_dir: str | None = None
+    _backend: KernelBackend | None = None
 
     async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
         """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
         return await asyncio.to_thread(lambda: operation(_engine(self.docker_host)))
+
+    async def _on_backend(self, operation: Callable[[KernelBackend], _T]) -> _T:
+        """Run ``operation`` on this kernel's backend, created once per kernel."""
+
+        def run(engine: Engine) -> _T:
+            if self._backend is None:
+                self._backend = (
+                    SwarmBackend(engine, list(self.constraints))
+                    if self.backend == "swarm"
+                    else ContainerBackend(engine, remote_address(self.docker_host))
+                )
+            return operation(self._backend)
+
+        return await self._on_engine(run)
+
+    @property
+    def container_id(self) -> str | None:
+        """The kernel's container (or, on a swarm, its service)."""
+        return self._backend.id if self._backend else None
+
+    @property
+    def uses_tcp(self) -> bool:
+        """A swarm node or a remote engine cannot share the runtime folder's sockets."""
+        return self.backend == "swarm" or bool(remote_address(self.docker_host))
+
+    @property
+    def _on_remote_engine(self) -> bool:
+        return self.backend == "docker" and bool(remote_address(self.docker_host))
 
     @property
     def has_process(self) -> bool:
@@ -179,17 +233,40 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         km = self.parent
-        kwargs.pop("transport_encryption", None)
+        policy = str(
+            kwargs.pop("transport_encryption", None)
+            or getattr(km, "transport_encryption", "disabled")
+        ).lower()
         extra_arguments = kwargs.pop("extra_arguments", [])
         self.runtime_dir = self.runtime_dir or self._runtime_dir_for(km.connection_file)
-        km.transport = "ipc"
         km.connection_file = os.path.join(self.runtime_dir, "kernel.json")
-        km.ip = os.path.join(self.runtime_dir, "k")
-        km.write_connection_file(jupyter_session=kwargs.get("env", {}).get("JPY_SESSION_NAME", ""))
-        self.connection_info = km.get_connection_info()
-        cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
+        if self._encrypts(policy) and km.curve_publickey is None:
+            km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
+        if self.uses_tcp:
+            # Jupyter's side is known once the engine has placed the kernel.
+            km.transport, km.ip = "tcp", "127.0.0.1"
+            cmd = connection.wrap_command(
+                km.format_kernel_cmd(extra_arguments=extra_arguments), km.connection_file
+            )
+        else:
+            km.transport, km.ip = "ipc", os.path.join(self.runtime_dir, "k")
+            km.write_connection_file(
+                jupyter_session=kwargs.get("env", {}).get("JPY_SESSION_NAME", "")
+            )
+            self.connection_info = km.get_connection_info()
+            cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
         _collect_orphans_in_background(self.docker_host)
         return await super().pre_launch(cmd=cmd, **kwargs)
+
+    def _encrypts(self, policy: str) -> bool:
+        """TCP: always when the kernel can (else opt in to plaintext). IPC in the private
+        folder: when Jupyter's transport_encryption asks for it."""
+        ipykernel = self.kernel_spec.metadata.get("distrokernels", {}).get("ipykernel", "")
+        if self.uses_tcp:
+            return connection.choose_encryption(ipykernel, self.plaintext_tcp, policy)
+        if policy == "disabled":
+            return False
+        return connection.choose_encryption(ipykernel, policy != "required", policy)
 
     def _runtime_dir_for(self, connection_file: str) -> str:
         """A restart keeps its folder (the connection file is in it); a start gets a new one."""
@@ -219,10 +296,28 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             )
         assert self.runtime_dir is not None
         uid, gid = (0, 0) if self.run_as_root else (os.getuid(), os.getgid())
-        binds = [f"{self.runtime_dir}:{self.runtime_dir}:rw", f"{cwd}:{cwd}:rw"]
-        binds += [parse_mount(mount) for mount in self.mounts]
+        local = not self._on_remote_engine
+        binds = [parse_mount(mount, local) for mount in self.mounts]
+        files, ports = {}, {}
+        if self.uses_tcp:
+            if self.network_mode != "bridge":
+                raise KernelStartFailed(
+                    f"a kernel reached over TCP cannot use network mode {self.network_mode!r}",
+                    "reinstall it with --network bridge",
+                )
+            files = {
+                connection.DELIVERED_FILE: connection.kernel_side(self.parent.get_connection_info())
+            }
+            ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
+        else:
+            binds.insert(0, f"{self.runtime_dir}:{self.runtime_dir}:rw")
+        if local:
+            binds.insert(0, f"{cwd}:{cwd}:rw")
+        else:  # the remote machine has no such folder: a named volume is the working folder
+            binds.insert(0, f"{self._work_volume}:{REMOTE_WORKDIR}:rw")
+            cwd = REMOTE_WORKDIR
         return KernelContainerSpec(
-            image=self.image or self.image_id,
+            image=self._image_reference,
             command=cmd,
             user=f"{uid}:{gid}",
             working_dir=cwd,
@@ -243,14 +338,30 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             cap_add=list(self.cap_add),
             security_opt=["no-new-privileges"] if self.no_new_privileges else [],
             name=f"distrokernels-{self.kernel_id[:8]}-{secrets.token_hex(2)}",
+            ports=ports,
+            files=files,
         )
+
+    @property
+    def _image_reference(self) -> str:
+        """A swarm runs the pushed digest, else the image id: a node never pulls a tag."""
+        if self.backend == "swarm":
+            return self.pushed_image or self.image_id or self.image
+        return self.image or self.image_id
+
+    @property
+    def _work_volume(self) -> str:
+        return self.work_volume or f"distrokernels-work-{getpass.getuser()}"
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         spec = self.container_spec(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
         try:
-            self.container_id = await self._on_engine(
-                lambda engine: engine.start_kernel_container(spec)
-            )
+            if self._on_remote_engine:
+                owner = spec.user
+                await self._on_engine(
+                    lambda engine: engine.ensure_volume(self._work_volume, spec.image, owner)
+                )
+            await self._on_backend(lambda backend: backend.start(spec))
         except BaseException as error:
             self._remove_runtime_dir()
             if not isinstance(error, ImageNotFound):
@@ -258,44 +369,55 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             raise KernelStartFailed(
                 f"the image of this kernel is gone ({self.image})", self._reinstall_hint
             ) from error
-        await self._wait_until_listening()
+        if self.uses_tcp:
+            self.connection_info = {}  # Jupyter's side: known once the kernel is placed
+            await self._wait_until(self._answers_over_tcp, interval=0.05)
+        else:
+            await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
         return self.connection_info
 
     @property
     def _reinstall_hint(self) -> str:
         return f"run `distrokernels install {self.source or '<base image>'} --replace`"
 
-    async def _wait_until_listening(self) -> None:
-        """Return once the kernel has bound its sockets; fail at once if it exits."""
-        container_id = self.container_id
-        assert container_id is not None
+    async def _sockets_exist(self) -> bool:
         km = self.parent
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
-        sockets = [f"{km.ip}-{port}" for port in ports]
+        return all(os.path.exists(f"{km.ip}-{port}") for port in ports)
+
+    async def _answers_over_tcp(self) -> bool:
+        """Placed, ports published, and the kernel answers a heartbeat."""
+        if not self.connection_info:
+            endpoint = await self._on_backend(lambda backend: backend.endpoint())
+            if endpoint is None:
+                return False
+            self.connection_info = connection.client_side(
+                self.parent.get_connection_info(), endpoint.address, endpoint.ports
+            )
+        return await connection.heartbeat_answers(self.connection_info, timeout=0.2)
+
+    async def _wait_until(self, ready: Callable[[], Awaitable[bool]], interval: float) -> None:
+        """Return once ``ready``; fail at once if the kernel exits or cannot be placed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.launch_timeout
-        checks = 0
-        while not all(os.path.exists(path) for path in sockets):
-            if checks % 40 == 0:  # and ask the engine, every 0.2 s, whether it exited
-                state = await self._on_engine(lambda engine: engine.container_state(container_id))
+        next_check = loop.time()
+        while not await ready():
+            if loop.time() >= next_check:  # ask the engine, every 0.2 s, how it is doing
+                state = await self._on_backend(lambda backend: backend.state())
                 if state is None or not state.running:
-                    await self._fail_start(f"exited with code {state and state.exit_code}")
+                    await self._fail_start(_why_stopped(state))
+                next_check = loop.time() + 0.2
             if loop.time() > deadline:
-                await self._fail_start(f"opened no sockets in {self.launch_timeout:.0f} s")
-            checks += 1
-            await asyncio.sleep(_POLL_INTERVAL)
+                await self._fail_start(f"was not ready in {self.launch_timeout:.0f} s")
+            await asyncio.sleep(interval)
 
     async def _fail_start(self, what: str) -> None:
-        container_id = self.container_id
-        assert container_id is not None
-
-        def logs_then_remove(engine: Engine) -> str:
-            logs = engine.container_logs(container_id, 12)
-            engine.remove_container(container_id)
+        def logs_then_remove(backend: KernelBackend) -> str:
+            logs = backend.logs(12)
+            backend.remove()
             return logs
 
-        logs = await self._on_engine(logs_then_remove)
-        self.container_id = None
+        logs = await self._on_backend(logs_then_remove)
         self._remove_runtime_dir()
         last = " | ".join(line for line in logs.strip().splitlines()[-6:] if line.strip())
         raise KernelStartFailed(
@@ -310,13 +432,12 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self.container_id is None:
             return 0
         try:
-            container_id = self.container_id
-            state = await self._on_engine(lambda engine: engine.container_state(container_id))
+            state = await self._on_backend(lambda backend: backend.state())
         except EngineUnavailable:
             return 1  # the engine went away: its containers did too
         if state is None:
             return 1
-        return None if state.running else state.exit_code
+        return None if state.running else (state.exit_code if state.exit_code is not None else 1)
 
     async def wait(self) -> int | None:
         while (status := await self.poll()) is None:
@@ -324,9 +445,16 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return status
 
     async def send_signal(self, signum: int) -> None:
-        if self.container_id is not None:
-            container_id = self.container_id
-            await self._on_engine(lambda engine: engine.signal_container(container_id, signum))
+        if self.container_id is None:
+            return
+        if not await self._on_backend(lambda backend: backend.signal(signum)):
+            self._interrupt_by_message()
+
+    def _interrupt_by_message(self) -> None:
+        """An interrupt for a kernel whose process no engine here can reach (ipykernel 6.2+)."""
+        km = self.parent
+        km._connect_control_socket()
+        km.session.send(km._control_socket, km.session.msg("interrupt_request", content={}))
 
     async def kill(self, restart: bool = False) -> None:
         await self.send_signal(signal.SIGKILL)
@@ -339,9 +467,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):
-                container_id = self.container_id
-                await self._on_engine(lambda engine: engine.remove_container(container_id))
-            self.container_id = None
+                await self._on_backend(lambda backend: backend.remove())
         if not restart:
             self._remove_runtime_dir()
 
@@ -359,8 +485,19 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def load_provisioner_info(self, provisioner_info: dict) -> None:
         await super().load_provisioner_info(provisioner_info)
-        self.container_id = provisioner_info.get("container_id")
+        container_id = provisioner_info.get("container_id")
+
+        def adopt(backend: KernelBackend) -> None:
+            backend.id = container_id
+
+        await self._on_backend(adopt)
         self.runtime_dir = provisioner_info.get("runtime_dir")
+
+
+def _why_stopped(state: KernelState | None) -> str:
+    if state is not None and state.reason:
+        return state.reason
+    return f"exited with code {state and state.exit_code}"
 
 
 def _collect_orphans_in_background(url: str) -> None:

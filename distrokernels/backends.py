@@ -1,0 +1,173 @@
+"""Where a kernel's container runs: a container on one engine, or a swarm service.
+
+The provisioner decides everything about the container (a KernelContainerSpec) and
+hands it to a backend, which starts it, reports on it, signals and removes it, all
+through the one Engine. A backend lives as long as its kernel, restarts included, so
+a restarted kernel comes back on the same node and ports and connected clients keep
+working. A Kubernetes backend would be one more class here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import signal
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import ClassVar
+
+from .engine import Engine, KernelContainerSpec, KernelServiceSpec
+
+
+@dataclass(frozen=True)
+class KernelState:
+    running: bool
+    exit_code: int | None
+    reason: str = ""  # why it stopped or cannot start, when the engine says
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where Jupyter reaches a TCP kernel: an address and the published ports."""
+
+    address: str
+    ports: dict[int, int]  # container port -> published port
+
+
+class KernelBackend(ABC):
+    name: ClassVar[str]
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.id: str | None = None  # the container's or the service's id
+        self.published: dict[int, int] = {}  # kept for the restart
+
+    def _keep_ports(self, spec: KernelContainerSpec) -> KernelContainerSpec:
+        if not spec.ports or not self.published:
+            return spec
+        ports = {port: self.published.get(port, 0) for port in spec.ports}
+        return dataclasses.replace(spec, ports=ports)
+
+    @abstractmethod
+    def start(self, spec: KernelContainerSpec) -> None: ...
+
+    @abstractmethod
+    def state(self) -> KernelState | None:
+        """None when the kernel's container is gone."""
+
+    @abstractmethod
+    def endpoint(self) -> Endpoint | None:
+        """None until the engine has placed the kernel and published its ports."""
+
+    @abstractmethod
+    def signal(self, signum: int) -> bool:
+        """Signal the kernel's init; False when its process cannot be reached."""
+
+    @abstractmethod
+    def logs(self, tail: int) -> str: ...
+
+    @abstractmethod
+    def remove(self) -> None: ...
+
+
+class ContainerBackend(KernelBackend):
+    """A container on one engine: the local one, or a remote one reached at ``address``."""
+
+    name = "docker"
+
+    def __init__(self, engine: Engine, address: str = "") -> None:
+        super().__init__(engine)
+        self.address = address
+
+    def start(self, spec: KernelContainerSpec) -> None:
+        self.id = self.engine.start_kernel_container(self._keep_ports(spec))
+
+    def state(self) -> KernelState | None:
+        assert self.id is not None
+        state = self.engine.container_state(self.id)
+        return state and KernelState(state.running, state.exit_code)
+
+    def endpoint(self) -> Endpoint | None:
+        assert self.id is not None
+        self.published = self.engine.published_ports(self.id)
+        return Endpoint(self.address, self.published)
+
+    def signal(self, signum: int) -> bool:
+        assert self.id is not None
+        self.engine.signal_container(self.id, signum)
+        return True
+
+    def logs(self, tail: int) -> str:
+        return self.engine.container_logs(self.id, tail) if self.id else ""
+
+    def remove(self) -> None:
+        if self.id is not None:
+            self.engine.remove_container(self.id)
+            self.id = None
+
+
+class SwarmBackend(KernelBackend):
+    """A one-replica service that the swarm never restarts by itself."""
+
+    name = "swarm"
+
+    def __init__(self, engine: Engine, constraints: list[str]) -> None:
+        super().__init__(engine)
+        self.constraints = list(constraints)
+        self.node_id = ""  # where the last task ran: a restart goes back there
+
+    def start(self, spec: KernelContainerSpec) -> None:
+        constraints = list(self.constraints)
+        if self.node_id:
+            constraints.append(f"node.id=={self.node_id}")
+        self.id = self.engine.start_kernel_service(
+            KernelServiceSpec(self._keep_ports(spec), constraints)
+        )
+
+    def state(self) -> KernelState | None:
+        assert self.id is not None
+        task = self.engine.kernel_task(self.id)
+        if task is None:
+            return None
+        if task.state == "pending" and task.error:
+            # The scheduler found no node ("no suitable node ..."): it would wait forever.
+            return KernelState(False, None, f"cannot be placed: {task.error}")
+        if task.running:
+            return KernelState(True, None)
+        reason = f"task {task.state}: {task.error}" if task.error else ""
+        return KernelState(False, task.exit_code, reason)
+
+    def endpoint(self) -> Endpoint | None:
+        assert self.id is not None
+        task = self.engine.kernel_task(self.id)
+        if task is None or task.state != "running" or not task.ports:
+            return None
+        self.node_id = task.node_id
+        self.published = task.ports
+        return Endpoint(task.node_address, task.ports)
+
+    def signal(self, signum: int) -> bool:
+        """Through the task's container when it runs on this engine's node.
+
+        Another node's engine is not reachable from here: an interrupt then goes as a
+        message, and terminating means removing the service (the swarm stops the task,
+        SIGKILL after a 2 s grace period).
+        """
+        assert self.id is not None
+        task = self.engine.kernel_task(self.id)
+        if task is None or not task.container_id:
+            return True
+        if task.node_id == self.engine.swarm_node_id():
+            self.engine.signal_container(task.container_id, signum)
+            return True
+        if signum == signal.SIGINT:
+            return False
+        self.engine.remove_kernel_service(self.id)
+        return True
+
+    def logs(self, tail: int) -> str:
+        return self.engine.service_logs(self.id, tail) if self.id else ""
+
+    def remove(self) -> None:
+        if self.id is not None:
+            self.engine.remove_kernel_service(self.id)
+            self.id = None
