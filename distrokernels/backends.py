@@ -23,6 +23,7 @@ class KernelState:
     running: bool
     exit_code: int | None
     reason: str = ""  # why it stopped or cannot start, when the engine says
+    hint: str = ""  # what the user can do about it
 
 
 @dataclass(frozen=True)
@@ -130,9 +131,23 @@ class SwarmBackend(KernelBackend):
             return None
         if task.state == "pending" and task.error:
             # The scheduler found no node ("no suitable node ..."): it would wait forever.
-            return KernelState(False, None, f"cannot be placed: {task.error}")
+            return KernelState(
+                False,
+                None,
+                f"cannot be placed: {task.error}",
+                f"check its constraints {self.constraints} against `docker node ls` and the "
+                "nodes' labels, or reinstall it without --constraint",
+            )
         if task.running:
             return KernelState(True, None)
+        if "No such image" in task.error:
+            return KernelState(
+                False,
+                None,
+                f"has no image on node {task.node_address or task.node_id}: {task.error}",
+                "put the image on every node: `distrokernels install ... --push "
+                "REGISTRY/REPOSITORY`, or install it on each node with --docker-host",
+            )
         reason = f"task {task.state}: {task.error}" if task.error else ""
         return KernelState(False, task.exit_code, reason)
 

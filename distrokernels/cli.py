@@ -235,12 +235,17 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
+    """On the default engine, and on every other engine an installed kernel runs on."""
     removed = Engine.connect().collect_orphans()
-    for container in removed:
-        print(
-            f"removed {container.name} (kernel {container.labels.get('distrokernels.kernel-id')})"
-        )
-    _say(f"{len(removed)} orphaned kernel container(s) removed")
+    for url in sorted({k.config.get("docker_host", "") for k in kernelspecs.installed_kernels()}):
+        if url:
+            try:
+                removed += Engine.connect(url).collect_orphans()
+            except EngineUnavailable as error:
+                _say(f"skipped {url}: {error}")
+    for kernel in removed:
+        print(f"removed {kernel.name} (kernel {kernel.labels.get('distrokernels.kernel-id')})")
+    _say(f"{len(removed)} orphaned kernel container(s) or service(s) removed")
     return 0
 
 

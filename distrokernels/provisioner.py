@@ -405,13 +405,13 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if loop.time() >= next_check:  # ask the engine, every 0.2 s, how it is doing
                 state = await self._on_backend(lambda backend: backend.state())
                 if state is None or not state.running:
-                    await self._fail_start(_why_stopped(state))
+                    await self._fail_start(*_why_stopped(state))
                 next_check = loop.time() + 0.2
             if loop.time() > deadline:
                 await self._fail_start(f"was not ready in {self.launch_timeout:.0f} s")
             await asyncio.sleep(interval)
 
-    async def _fail_start(self, what: str) -> None:
+    async def _fail_start(self, what: str, hint: str = "") -> None:
         def logs_then_remove(backend: KernelBackend) -> str:
             logs = backend.logs(12)
             backend.remove()
@@ -423,7 +423,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         raise KernelStartFailed(
             f"the kernel container of {self.parent.kernel_name!r} {what}"
             + (f": {last}" if last else ""),
-            f"if the image is broken, {self._reinstall_hint}",
+            hint or f"if the image is broken, {self._reinstall_hint}",
         )
 
     # --- life cycle -----------------------------------------------------------------
@@ -494,10 +494,11 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.runtime_dir = provisioner_info.get("runtime_dir")
 
 
-def _why_stopped(state: KernelState | None) -> str:
+def _why_stopped(state: KernelState | None) -> tuple[str, str]:
+    """(what happened, what to do: '' for the reinstall hint)."""
     if state is not None and state.reason:
-        return state.reason
-    return f"exited with code {state and state.exit_code}"
+        return state.reason, state.hint
+    return f"exited with code {state and state.exit_code}", ""
 
 
 def _collect_orphans_in_background(url: str) -> None:

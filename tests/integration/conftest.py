@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from distrokernels.engine import LABEL_KERNEL_ID, Engine
@@ -130,3 +131,26 @@ async def kernel(installed_kernel, tmp_path):
     client.stop_channels()
     if manager.has_kernel:
         await asyncio.wait_for(manager.shutdown_kernel(now=True), 60)
+
+
+@pytest.fixture(scope="session")
+def swarm(engine) -> Engine:
+    """This engine as a single-node swarm manager (advertised on loopback only)."""
+    created = not engine.swarm_node_id()
+    if created:
+        engine.client.swarm.init(advertise_addr="127.0.0.1", listen_addr="127.0.0.1:2377")
+    yield engine
+    if created:
+        engine.client.swarm.leave(force=True)
+
+
+def install_swarm_kernel(name: str, *options: str) -> dict:
+    """`distrokernels install debian:bookworm --backend swarm`: its provisioner config."""
+    result = run_cli("install", BASE, "--backend", "swarm", "--name", name, "--replace", *options)
+    assert result.returncode == 0, result.stderr
+    spec = KernelSpecManager().get_kernel_spec(name)
+    return spec.metadata["kernel_provisioner"]["config"]
+
+
+def kernel_services(engine: Engine, kernel_id: str) -> list:
+    return [s for s in engine.kernel_services() if s.labels.get(LABEL_KERNEL_ID) == kernel_id]

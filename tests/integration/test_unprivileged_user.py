@@ -95,8 +95,22 @@ def test_user_in_docker_group_installs_and_runs_a_kernel_owning_its_files(user_e
     install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
     assert install.returncode == 0, install.stderr
     assert install.stdout.strip() == "distro-debian-12"
+    assert_kernel_runs_as_user(account, work, "distro-debian-12")
 
-    run = as_user(account, "python", "-c", SCRIPT, "distro-debian-12", str(work))
+
+def test_user_in_docker_group_runs_a_swarm_kernel_owning_its_files(user_env, swarm):
+    account, work = user_env
+    install = as_user(
+        account, "distrokernels", "install", BASE, "--backend", "swarm", "--name", "swarm-12",
+        "--replace", "--no-pull",
+    )  # fmt: skip
+    assert install.returncode == 0, install.stderr
+    assert_kernel_runs_as_user(account, work, "swarm-12")
+
+
+def assert_kernel_runs_as_user(account, work: Path, kernel_name: str) -> None:
+    (work / "owned.txt").unlink(missing_ok=True)
+    run = as_user(account, "python", "-c", SCRIPT, kernel_name, str(work))
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["UID", str(account.pw_uid), str(work)]
     made = (work / "owned.txt").stat()

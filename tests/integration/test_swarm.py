@@ -1,0 +1,187 @@
+"""Kernels as Docker Swarm services on a real single-node swarm (advertised on 127.0.0.1).
+
+The swarm path is the cluster path: TCP instead of IPC, the connection file as a swarm
+secret, CurveZMQ on the wire, placement by the scheduler. What a user sees must not
+change: the notebook's folder, their uid, interrupt, restart, nothing left behind.
+"""
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import zmq
+from jupyter_client.manager import AsyncKernelManager
+
+from distrokernels.errors import KernelStartFailed
+
+from .conftest import execute, install_swarm_kernel, kernel_services, run_cli
+from .test_gc import OWNER
+
+NAME = "swarm-debian-12"
+
+
+@pytest.fixture(scope="module")
+def swarm_kernel(swarm, installed_kernel) -> str:
+    install_swarm_kernel(NAME)
+    return NAME
+
+
+async def started(name: str, cwd, **config) -> AsyncKernelManager:
+    manager = AsyncKernelManager(kernel_name=name)
+    manager.kernel_spec.metadata["kernel_provisioner"]["config"].update(config)
+    await manager.start_kernel(cwd=str(cwd))
+    return manager
+
+
+async def wait_gone(engine, kernel_id: str, timeout: float = 30) -> None:
+    """The service at once; its task's container once the swarm has stopped it."""
+    assert kernel_services(engine, kernel_id) == []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not [
+            c
+            for c in engine.api.containers(all=True, filters={"label": "com.docker.swarm.task"})
+            if kernel_id in str(c.get("Labels"))
+        ]:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"the task container of {kernel_id} is still there")
+
+
+async def test_swarm_kernel_runs_in_the_notebook_folder_interrupts_restarts_and_leaves_nothing(
+    swarm, swarm_kernel, tmp_path
+):
+    manager = await started(swarm_kernel, tmp_path)
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        info = manager.get_connection_info()
+        assert info["transport"] == "tcp" and info["curve_publickey"]
+        (service,) = kernel_services(swarm, manager.kernel_id)
+        spec = swarm.api.inspect_service(service.id)["Spec"]
+        assert spec["Mode"] == {"Replicated": {"Replicas": 1}}
+        assert spec["TaskTemplate"]["RestartPolicy"]["Condition"] == "none"
+        assert spec["Labels"]["distrokernels.kernelspec"] == swarm_kernel
+        # The key never travels in the service's spec: only as a secret.
+        assert manager.session.key.decode() not in str(spec)
+
+        output, _ = await execute(
+            client,
+            "import os; open('from-swarm.txt', 'w').write('x'); "
+            "print(os.getcwd(), os.getuid(), os.getgid())",
+        )
+        assert output.split() == [str(tmp_path), str(os.getuid()), str(os.getgid())]
+        made = (tmp_path / "from-swarm.txt").stat()
+        assert (made.st_uid, made.st_gid) == (os.getuid(), os.getgid())
+
+        client.execute("import time; time.sleep(60)")
+        await asyncio.sleep(1)
+        await manager.interrupt_kernel()
+        while (message := await client.get_iopub_msg(timeout=10))["msg_type"] != "error":
+            pass
+        assert message["content"]["ename"] == "KeyboardInterrupt"
+
+        shell_port = manager.shell_port
+        await manager.restart_kernel()
+        await client.wait_for_ready(timeout=60)
+        assert manager.shell_port == shell_port  # connected clients keep working
+        output, _ = await execute(client, "import os; print(os.getcwd())")
+        assert output.strip() == str(tmp_path)
+        assert len(kernel_services(swarm, manager.kernel_id)) == 1
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel()
+    await wait_gone(swarm, manager.kernel_id)
+    assert swarm.api.secrets(filters={"label": "distrokernels.kernel-id"}) == []
+
+
+async def test_swarm_kernel_traffic_needs_the_curve_keys(swarm, swarm_kernel, tmp_path):
+    manager = await started(swarm_kernel, tmp_path)
+    info = manager.get_connection_info()
+    context = zmq.asyncio.Context()
+
+    async def ping(curve: bool) -> bool:
+        socket = context.socket(zmq.REQ)
+        socket.linger = 0
+        if curve:
+            socket.curve_publickey = info["curve_publickey"].encode()
+            socket.curve_secretkey = info["curve_secretkey"].encode()
+            socket.curve_serverkey = info["curve_publickey"].encode()
+        socket.connect(f"tcp://{info['ip']}:{info['hb_port']}")
+        await socket.send(b"ping")
+        answered = bool(await socket.poll(3000))
+        socket.close()
+        return answered
+
+    try:
+        assert await ping(curve=True)
+        assert not await ping(curve=False)  # plaintext gets no answer
+    finally:
+        context.term()
+        await manager.shutdown_kernel(now=True)
+
+
+async def test_constraints_matching_no_node_fail_fast_with_the_reason(
+    swarm, swarm_kernel, tmp_path
+):
+    started_at = time.monotonic()
+    with pytest.raises(KernelStartFailed) as failure:
+        await started(
+            swarm_kernel, tmp_path, constraints=["node.labels.gpu==1"], launch_timeout=300
+        )
+    assert time.monotonic() - started_at < 60  # the scheduler's answer, not the timeout
+    assert "no suitable node" in str(failure.value)
+    assert "node.labels.gpu==1" in failure.value.fix
+    assert swarm.kernel_services() == []
+
+
+async def test_image_missing_on_the_node_fails_fast_naming_the_fix(swarm, swarm_kernel, tmp_path):
+    with pytest.raises(KernelStartFailed) as failure:
+        await started(swarm_kernel, tmp_path, image_id="sha256:" + "0" * 64, launch_timeout=300)
+    assert "has no image on node" in str(failure.value)
+    assert "--push" in failure.value.fix
+    assert swarm.kernel_services() == []
+
+
+def test_install_records_backend_and_constraints(swarm, installed_kernel):
+    config = install_swarm_kernel("swarm-placed", "--constraint", "node.role==manager")
+    assert config["backend"] == "swarm"
+    assert config["constraints"] == ["node.role==manager"]
+    assert run_cli("remove", "swarm-placed").returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--constraint", "node.role==manager"], "add --backend swarm"),
+        (["--backend", "swarm", "--constraint", "gpu"], "is not a placement constraint"),
+        (["--backend", "swarm", "--push", "Bad Name"], "image reference"),
+    ],
+)
+def test_install_refuses_swarm_options_that_cannot_work(installed_kernel, options, message):
+    result = run_cli("install", "debian:bookworm", "--name", "never", *options)
+    assert result.returncode == 2
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_gc_removes_the_service_and_secret_of_a_killed_owner(swarm, swarm_kernel, tmp_path):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, swarm_kernel, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    orphan_id = owner.stdout.readline().strip()
+    assert len(kernel_services(swarm, orphan_id)) == 1
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+
+    result = run_cli("gc")
+    assert result.returncode == 0, result.stderr
+    assert orphan_id in result.stdout
+    assert kernel_services(swarm, orphan_id) == []
+    assert swarm.api.secrets(filters={"label": f"distrokernels.kernel-id={orphan_id}"}) == []
