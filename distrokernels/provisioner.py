@@ -243,8 +243,9 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self._encrypts(policy) and km.curve_publickey is None:
             km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
         if self.uses_tcp:
-            # Jupyter's side is known once the engine has placed the kernel.
-            km.transport, km.ip = "tcp", "127.0.0.1"
+            # Jupyter's address and ports are known once the engine has placed the kernel;
+            # a restart keeps the ones it had.
+            km.transport = "tcp"
             cmd = connection.wrap_command(
                 km.format_kernel_cmd(extra_arguments=extra_arguments), km.connection_file
             )
