@@ -42,7 +42,7 @@ LABEL_LOCK = f"{LABEL}.lock"
 Progress = Callable[[str], None]
 
 SOURCES = {
-    "local": "found on this machine",
+    "local": "found on the engine",
     "pulled": "pulled from its registry",
     "bootstrapped": "bootstrapped from the Debian archive (no registry reachable)",
 }

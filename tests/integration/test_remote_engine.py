@@ -1,0 +1,87 @@
+"""A second Docker engine, reached over TCP, stands in for a remote machine.
+
+The notebook's folder does not exist there, so the working folder is a named volume
+(distrokernels-work-<user>, at /work) that outlives kernels, and Jupyter reaches the
+kernel over TCP, encrypted with CurveZMQ, at the engine's address.
+"""
+
+import asyncio
+import getpass
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+from .conftest import execute, kernel_containers, run_cli
+from .nodes import copy_image, nodes
+from .test_gc import OWNER
+
+NAME = "remote-debian-12"
+
+
+@pytest.fixture(scope="module")
+def remote(engine, base_image):
+    """A fresh engine with only the base image: the install builds there for real."""
+    with nodes(engine, ["remote"]) as (node,):
+        copy_image(engine, node.engine, base_image)
+        result = run_cli("install", base_image, "--docker-host", node.url, "--name", NAME)
+        assert result.returncode == 0, result.stderr
+        yield node
+
+
+async def test_remote_kernel_runs_over_encrypted_tcp_in_a_volume_that_outlives_it(
+    remote, engine, tmp_path
+):
+    manager = AsyncKernelManager(kernel_name=NAME)
+    await manager.start_kernel(cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        info = manager.get_connection_info()
+        assert (info["transport"], info["ip"]) == ("tcp", remote.address)
+        assert info["curve_publickey"]
+        assert len(kernel_containers(remote.engine, manager.kernel_id)) == 1
+        assert kernel_containers(engine, manager.kernel_id) == []  # not on this engine
+
+        output, _ = await execute(
+            client,
+            "import os; open('kept.txt', 'w').write('kept'); print(os.getcwd(), os.getuid())",
+        )
+        assert output.split() == ["/work", str(os.getuid())]
+
+        client.execute("import time; time.sleep(60)")
+        await asyncio.sleep(1)
+        await manager.interrupt_kernel()
+        while (message := await client.get_iopub_msg(timeout=10))["msg_type"] != "error":
+            pass
+        assert message["content"]["ename"] == "KeyboardInterrupt"
+
+        await manager.restart_kernel()
+        await client.wait_for_ready(timeout=60)
+        output, _ = await execute(client, "print(open('kept.txt').read())")
+        assert output.strip() == "kept"
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel()
+    assert kernel_containers(remote.engine, manager.kernel_id) == []
+    volume = remote.engine.api.inspect_volume(f"distrokernels-work-{getpass.getuser()}")
+    assert volume["Labels"] == {"distrokernels.volume": "1"}
+
+
+def test_gc_collects_orphans_on_the_engines_kernelspecs_name(remote, tmp_path):
+    owner = subprocess.Popen(
+        [sys.executable, "-c", OWNER, NAME, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    orphan_id = owner.stdout.readline().strip()
+    assert len(kernel_containers(remote.engine, orphan_id)) == 1
+    os.kill(owner.pid, signal.SIGKILL)
+    owner.wait()
+
+    result = run_cli("gc")
+    assert result.returncode == 0, result.stderr
+    assert orphan_id in result.stdout
+    assert kernel_containers(remote.engine, orphan_id) == []
