@@ -178,17 +178,21 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    kernels = kernelspecs.installed_kernels()
-    try:
-        engine: Engine | None = Engine.connect()
-    except EngineUnavailable:
-        engine = None
+    engines: dict[str, Engine | None] = {}
     rows = []
-    for kernel in kernels:
+    for kernel in kernelspecs.installed_kernels():
+        url = kernel.config.get("docker_host", "")
+        if url not in engines:
+            try:
+                engines[url] = Engine.connect(url)
+            except EngineUnavailable:
+                engines[url] = None
+        engine = engines[url]
         if engine is None:
             status = "engine down"
         else:
             status = "built" if engine.find_image(kernel.image) else "missing"
+        backend = kernel.config.get("backend", "docker")
         rows.append(
             {
                 "name": kernel.name,
@@ -198,6 +202,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 "ipykernel": kernel.info.get("ipykernel", ""),
                 "image": kernel.image,
                 "status": status,
+                "runs_on": f"{'swarm' if backend == 'swarm' else 'engine'} {url or '(default)'}",
+                "image_in_registry": kernel.config.get("pushed_image", ""),
                 "limits": " ".join(
                     f"{key}={kernel.config[key]}"
                     for key in ("memory", "cpus", "pids_limit", "cap_add", "run_as_root")
@@ -209,7 +215,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    columns = ["name", "display_name", "distro", "python", "image", "status", "limits"]
+    columns = ["name", "display_name", "distro", "python", "image", "status", "runs_on", "limits"]
     print(_table([c.upper() for c in columns], [[str(row[c]) for c in columns] for row in rows]))
     return 0
 
