@@ -64,6 +64,12 @@ def test_debugger_is_advertised_only_where_ipykernel_has_one(ipykernel, debugger
     assert kernelspec_json(image(ipykernel), "x")["metadata"]["debugger"] is debugger
 
 
+@pytest.mark.parametrize(("ipykernel", "curve"), [("7.4.0", True), ("6.29.5", False)])
+def test_curve_support_is_declared_for_jupyter_client_only_where_ipykernel_has_it(ipykernel, curve):
+    metadata = kernelspec_json(image(ipykernel), "x")["metadata"]
+    assert ("curve" in metadata.get("supported_encryption", [])) is curve
+
+
 @pytest.mark.parametrize(
     "name",
     ["", "../evil", "a b", "x" * 65, "name\nnewline", "trailing\n", "$(id)", "Caps", "-lead"],
