@@ -16,7 +16,7 @@ from typing import Any
 import zmq
 import zmq.asyncio
 
-from .errors import KernelStartFailed
+from .errors import KernelStartFailed, PlaintextRefused
 
 # Inside the container: its own network namespace, so fixed numbers never collide.
 KERNEL_PORTS = {
@@ -52,13 +52,13 @@ def choose_encryption(ipykernel_version: str, allow_plaintext: bool, policy: str
     if supports_curve(ipykernel_version) and zmq.has("curve"):
         return True
     if policy == "required":
-        raise KernelStartFailed(
+        raise PlaintextRefused(
             f"transport_encryption is 'required', but this kernel's ipykernel "
             f"{ipykernel_version or '(unknown)'} cannot encrypt its traffic",
             "install it from a base whose Python is 3.10 or newer (ipykernel 7.4+)",
         )
     if not allow_plaintext:
-        raise KernelStartFailed(
+        raise PlaintextRefused(
             f"this kernel is reached over TCP and its ipykernel "
             f"{ipykernel_version or '(unknown)'} cannot encrypt the traffic (CurveZMQ needs 7.4+)",
             "install it from a base whose Python is 3.10 or newer, or accept plaintext "

@@ -24,6 +24,10 @@ class InvalidInput(DistroKernelsError):
     exit_code = 2
 
 
+class PlaintextRefused(InvalidInput):
+    """A kernel reached over TCP cannot encrypt, and nobody accepted plaintext."""
+
+
 class EngineUnavailable(DistroKernelsError):
     """The Docker engine cannot be reached."""
 

@@ -144,9 +144,9 @@ def swarm(engine) -> Engine:
         engine.client.swarm.leave(force=True)
 
 
-def install_swarm_kernel(name: str, *options: str) -> dict:
-    """`distrokernels install debian:bookworm --backend swarm`: its provisioner config."""
-    result = run_cli("install", BASE, "--backend", "swarm", "--name", name, "--replace", *options)
+def install_swarm_kernel(name: str, *options: str, base: str = BASE) -> dict:
+    """`distrokernels install BASE --backend swarm`: its provisioner config."""
+    result = run_cli("install", base, "--backend", "swarm", "--name", name, "--replace", *options)
     assert result.returncode == 0, result.stderr
     spec = KernelSpecManager().get_kernel_spec(name)
     return spec.metadata["kernel_provisioner"]["config"]

@@ -85,3 +85,11 @@ def test_gc_collects_orphans_on_the_engines_kernelspecs_name(remote, tmp_path):
     assert result.returncode == 0, result.stderr
     assert orphan_id in result.stdout
     assert kernel_containers(remote.engine, orphan_id) == []
+
+
+def test_swarm_install_on_an_engine_that_is_no_manager_says_how_to_make_one(remote, base_image):
+    result = run_cli(
+        "install", base_image, "--docker-host", remote.url, "--backend", "swarm", "--name", "x"
+    )
+    assert result.returncode == 2
+    assert "not" in result.stderr and "docker swarm init" in result.stderr

@@ -185,3 +185,30 @@ def test_gc_removes_the_service_and_secret_of_a_killed_owner(swarm, swarm_kernel
     assert orphan_id in result.stdout
     assert kernel_services(swarm, orphan_id) == []
     assert swarm.api.secrets(filters={"label": f"distrokernels.kernel-id={orphan_id}"}) == []
+
+
+def test_old_ipykernel_over_tcp_needs_an_explicit_plaintext_opt_in(swarm, suite_kernels):
+    """Debian 11's Python 3.9 gets ipykernel 6.31, which cannot use CurveZMQ."""
+    refused = run_cli("install", "debian:bullseye", "--backend", "swarm", "--name", "swarm-11")
+    assert refused.returncode == 2
+    assert "cannot encrypt" in refused.stderr and "--plaintext-tcp" in refused.stderr
+
+    accepted = run_cli(
+        "install", "debian:bullseye", "--backend", "swarm", "--name", "swarm-11", "--plaintext-tcp"
+    )
+    assert accepted.returncode == 0, accepted.stderr
+
+
+async def test_plaintext_kernel_runs_when_the_kernelspec_opted_in(swarm, suite_kernels, tmp_path):
+    install_swarm_kernel("swarm-11", "--plaintext-tcp", base="debian:bullseye")
+    manager = await started("swarm-11", tmp_path)
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        assert "curve_publickey" not in manager.get_connection_info()
+        output, _ = await execute(client, "import sys; print(sys.version_info[:2])")
+        assert output.strip() == "(3, 9)"
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)

@@ -6,7 +6,7 @@ import pytest
 
 from distrokernels import connection
 from distrokernels.engine import _bytes, remote_address
-from distrokernels.errors import KernelStartFailed
+from distrokernels.errors import KernelStartFailed, PlaintextRefused
 
 CLIENT = {
     "key": b"secret-key",
@@ -66,10 +66,10 @@ def test_curve_needs_ipykernel_7_4(version, curve):
 
 def test_tcp_is_encrypted_when_the_kernel_can_and_plaintext_needs_an_opt_in():
     assert connection.choose_encryption("7.4.0", False, "disabled") is True
-    with pytest.raises(KernelStartFailed, match="cannot encrypt"):
+    with pytest.raises(PlaintextRefused, match="cannot encrypt"):
         connection.choose_encryption("6.29.5", False, "auto")
     assert connection.choose_encryption("6.29.5", True, "auto") is False
-    with pytest.raises(KernelStartFailed, match="required"):
+    with pytest.raises(PlaintextRefused, match="required"):
         connection.choose_encryption("6.29.5", True, "required")
 
 
