@@ -1,6 +1,9 @@
 """Kernel life-cycle latency: a distrokernels kernel against the same ipykernel run locally.
 
-    .venv/bin/python benchmarks/lifecycle.py [--rounds 7] [--concurrent-rounds 3]
+    .venv/bin/python benchmarks/lifecycle.py [--rounds 7] [--concurrent-rounds 3] [--kernel NAME]
+
+--kernel measures another distro kernelspec, e.g. one installed with --backend swarm
+or --docker-host (results then go to benchmarks/results/NAME.json).
 
 The local reference is jupyter_client's LocalProvisioner starting the host's ipykernel
 (same Python 3.11 and ipykernel as the Debian 12 kernel). Runs alternate local and
@@ -22,10 +25,11 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
-import docker
 import psutil
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+
+from distrokernels.engine import Engine
 
 LOCAL = "python3"
 DISTRO = "distro-debian-12"
@@ -98,7 +102,10 @@ def idle_memory_mb(manager: AsyncKernelManager) -> float:
     container_id = getattr(provisioner, "container_id", None)
     if container_id is None:
         return psutil.Process(provisioner.pid).memory_info().rss / 2**20
-    stats = docker.from_env().api.stats(container_id, stream=False)["memory_stats"]
+    engine = Engine.connect(provisioner.docker_host)
+    if provisioner.backend == "swarm":  # the service's task container (on this node)
+        container_id = engine.kernel_task(container_id).container_id
+    stats = engine.api.stats(container_id, stream=False)["memory_stats"]
     cache = stats.get("stats", {}).get("cache", stats.get("stats", {}).get("inactive_file", 0))
     return (stats["usage"] - cache) / 2**20
 
@@ -129,9 +136,9 @@ def warm_install_seconds() -> float:
 def dependency_layer_mb() -> float:
     from jupyter_client.kernelspec import KernelSpecManager
 
-    client = docker.from_env()
-    spec = KernelSpecManager().get_kernel_spec(DISTRO)
-    image = client.images.get(spec.metadata["kernel_provisioner"]["config"]["image"])
+    config = KernelSpecManager().get_kernel_spec(DISTRO).metadata["kernel_provisioner"]["config"]
+    client = Engine.connect(config.get("docker_host", "")).client
+    image = client.images.get(config["image"])
     base = client.images.get(image.labels["distrokernels.base-image"])
     return (image.attrs["Size"] - base.attrs["Size"]) / 1e6
 
@@ -209,7 +216,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--concurrent-rounds", type=int, default=3)
+    parser.add_argument("--kernel", default=DISTRO, help="the distro kernelspec to measure")
     args = parser.parse_args()
+    global DISTRO
+    DISTRO = args.kernel
     workdir = str(Path.cwd())
 
     warm_install = warm_install_seconds()
@@ -233,7 +243,7 @@ async def main() -> None:
     machine = f"{platform.node()}, {psutil.cpu_count()} cores, {platform.release()}"
     print(f"{when}, {machine}, {args.rounds} rounds interleaved\n\n{table}")
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "latest.json").write_text(
+    (RESULTS / ("latest.json" if DISTRO == "distro-debian-12" else f"{DISTRO}.json")).write_text(
         json.dumps({"when": when, "machine": machine, "rows": rows, "extras": extras}, indent=2)
         + "\n"
     )

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import signal
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar
 
-from .engine import Engine, KernelContainerSpec, KernelServiceSpec
+from .engine import Engine, KernelContainerSpec, KernelServiceSpec, KernelTask
+
+_PORT_RETRIES = 20  # half a second apart
 
 
 @dataclass(frozen=True)
@@ -115,13 +118,24 @@ class SwarmBackend(KernelBackend):
         super().__init__(engine)
         self.constraints = list(constraints)
         self.node_id = ""  # where the last task ran: a restart goes back there
+        self._spec: KernelServiceSpec | None = None
+        self._port_retries = 0
 
     def start(self, spec: KernelContainerSpec) -> None:
         constraints = list(self.constraints)
         if self.node_id:
             constraints.append(f"node.id=={self.node_id}")
-        self.id = self.engine.start_kernel_service(
-            KernelServiceSpec(self._keep_ports(spec), constraints)
+        self._spec = KernelServiceSpec(self._keep_ports(spec), constraints)
+        self._port_retries = 0
+        self.id = self.engine.start_kernel_service(self._spec)
+
+    def _ports_still_held(self, task: KernelTask) -> bool:
+        """A restart asks for its old ports; the node may not have freed them yet."""
+        return (
+            task.state in ("failed", "rejected")
+            and "port is already allocated" in task.error
+            and self._spec is not None
+            and self._port_retries < _PORT_RETRIES
         )
 
     def state(self) -> KernelState | None:
@@ -129,6 +143,13 @@ class SwarmBackend(KernelBackend):
         task = self.engine.kernel_task(self.id)
         if task is None:
             return None
+        if self._ports_still_held(task):
+            assert self._spec is not None
+            self._port_retries += 1
+            self.engine.remove_kernel_service(self.id)
+            time.sleep(0.5)
+            self.id = self.engine.start_kernel_service(self._spec)
+            return KernelState(True, None)
         if task.state == "pending" and task.error:
             # The scheduler found no node ("no suitable node ..."): it would wait forever.
             return KernelState(
@@ -164,8 +185,8 @@ class SwarmBackend(KernelBackend):
         """Through the task's container when it runs on this engine's node.
 
         Another node's engine is not reachable from here: an interrupt then goes as a
-        message, and terminating means removing the service (the swarm stops the task,
-        SIGKILL after a 2 s grace period).
+        message, and terminating means scaling the service to zero (the swarm stops the
+        task, SIGKILL after a 2 s grace period, and reports when it has stopped).
         """
         assert self.id is not None
         task = self.engine.kernel_task(self.id)
@@ -176,7 +197,7 @@ class SwarmBackend(KernelBackend):
             return True
         if signum == signal.SIGINT:
             return False
-        self.engine.remove_kernel_service(self.id)
+        self.engine.stop_kernel_service(self.id)
         return True
 
     def logs(self, tail: int) -> str:

@@ -617,6 +617,20 @@ class Engine:
             return ""
 
     @_engine_errors
+    def stop_kernel_service(self, service_id: str) -> None:
+        """Scale to zero: the swarm stops the task (SIGTERM, SIGKILL after the grace
+        period) and reports it 'shutdown' once its container has stopped, ports freed."""
+        from docker.types import ServiceMode
+
+        try:
+            version = self.api.inspect_service(service_id)["Version"]["Index"]
+            self.api.update_service(
+                service_id, version, mode=ServiceMode("replicated", 0), fetch_current_spec=True
+            )
+        except docker.errors.NotFound:
+            pass
+
+    @_engine_errors
     def remove_kernel_service(self, service_id: str) -> None:
         """Remove the service (the swarm stops its task), then its secrets."""
         try:

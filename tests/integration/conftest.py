@@ -1,6 +1,7 @@
 """Integration fixtures: a real Docker engine, a real installed kernel, real kernels."""
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -154,3 +155,30 @@ def install_swarm_kernel(name: str, *options: str, base: str = BASE) -> dict:
 
 def kernel_services(engine: Engine, kernel_id: str) -> list:
     return [s for s in engine.kernel_services() if s.labels.get(LABEL_KERNEL_ID) == kernel_id]
+
+
+@contextlib.asynccontextmanager
+async def running(kernel_name: str, cwd, ready_timeout: float = 60, **config):
+    """(manager, client) of a started kernel, its provisioner config overridden by
+    ``config``; shut down on the way out."""
+    manager = AsyncKernelManager(kernel_name=kernel_name)
+    manager.kernel_spec.metadata["kernel_provisioner"]["config"].update(config)
+    await manager.start_kernel(cwd=str(cwd))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=ready_timeout)
+        yield manager, client
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel()
+
+
+async def interrupted(manager, client) -> str:
+    """Interrupt a running sleep: the name of the exception the kernel reports."""
+    client.execute("import time; time.sleep(60)")
+    await asyncio.sleep(1)
+    await manager.interrupt_kernel()
+    while (message := await client.get_iopub_msg(timeout=10))["msg_type"] != "error":
+        pass
+    return message["content"]["ename"]

@@ -5,7 +5,6 @@ The notebook's folder does not exist there, so the working folder is a named vol
 kernel over TCP, encrypted with CurveZMQ, at the engine's address.
 """
 
-import asyncio
 import getpass
 import os
 import signal
@@ -13,9 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
-from .conftest import execute, kernel_containers, run_cli
+from .conftest import execute, interrupted, kernel_containers, run_cli, running
 from .nodes import copy_image, nodes
 from .test_gc import OWNER
 
@@ -35,12 +33,7 @@ def remote(engine, base_image):
 async def test_remote_kernel_runs_over_encrypted_tcp_in_a_volume_that_outlives_it(
     remote, engine, tmp_path
 ):
-    manager = AsyncKernelManager(kernel_name=NAME)
-    await manager.start_kernel(cwd=str(tmp_path))
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with running(NAME, tmp_path) as (manager, client):
         info = manager.get_connection_info()
         assert (info["transport"], info["ip"]) == ("tcp", remote.address)
         assert info["curve_publickey"]
@@ -52,21 +45,12 @@ async def test_remote_kernel_runs_over_encrypted_tcp_in_a_volume_that_outlives_i
             "import os; open('kept.txt', 'w').write('kept'); print(os.getcwd(), os.getuid())",
         )
         assert output.split() == ["/work", str(os.getuid())]
-
-        client.execute("import time; time.sleep(60)")
-        await asyncio.sleep(1)
-        await manager.interrupt_kernel()
-        while (message := await client.get_iopub_msg(timeout=10))["msg_type"] != "error":
-            pass
-        assert message["content"]["ename"] == "KeyboardInterrupt"
+        assert await interrupted(manager, client) == "KeyboardInterrupt"
 
         await manager.restart_kernel()
         await client.wait_for_ready(timeout=60)
         output, _ = await execute(client, "print(open('kept.txt').read())")
         assert output.strip() == "kept"
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel()
     assert kernel_containers(remote.engine, manager.kernel_id) == []
     volume = remote.engine.api.inspect_volume(f"distrokernels-work-{getpass.getuser()}")
     assert volume["Labels"] == {"distrokernels.volume": "1"}

@@ -5,6 +5,7 @@ import os
 from pathlib import Path
 
 import pytest
+from jupyter_client.manager import AsyncKernelManager
 
 from .conftest import BASE, run_cli, run_in_new_kernel
 
@@ -138,3 +139,21 @@ def test_kernelspec_written_is_valid_json_whatever_the_display_name(installed_ke
         assert json.loads(Path(spec["path"], "kernel.json").read_text())["display_name"] == odd
     finally:
         run_cli("remove", "dk-test-odd")
+
+
+@pytest.mark.parametrize(("policy", "encrypted"), [("disabled", False), ("auto", True)])
+async def test_ipc_kernel_follows_jupyters_transport_encryption_policy(
+    installed_kernel, tmp_path, policy, encrypted
+):
+    manager = AsyncKernelManager(kernel_name=installed_kernel, transport_encryption=policy)
+    await manager.start_kernel(cwd=str(tmp_path))
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        on_disk = json.loads(Path(manager.connection_file).read_text())
+        assert ("curve_publickey" in on_disk) is encrypted
+        assert (await client.execute_interactive("1", timeout=30))["content"]["status"] == "ok"
+    finally:
+        client.stop_channels()
+        await manager.shutdown_kernel(now=True)

@@ -13,12 +13,19 @@ import sys
 import time
 
 import pytest
-import zmq
 from jupyter_client.manager import AsyncKernelManager
 
+from distrokernels.connection import heartbeat_answers
 from distrokernels.errors import KernelStartFailed
 
-from .conftest import execute, install_swarm_kernel, kernel_services, run_cli
+from .conftest import (
+    execute,
+    install_swarm_kernel,
+    interrupted,
+    kernel_services,
+    run_cli,
+    running,
+)
 from .test_gc import OWNER
 
 NAME = "swarm-debian-12"
@@ -55,11 +62,7 @@ async def wait_gone(engine, kernel_id: str, timeout: float = 30) -> None:
 async def test_swarm_kernel_runs_in_the_notebook_folder_interrupts_restarts_and_leaves_nothing(
     swarm, swarm_kernel, tmp_path
 ):
-    manager = await started(swarm_kernel, tmp_path)
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with running(swarm_kernel, tmp_path) as (manager, client):
         info = manager.get_connection_info()
         assert info["transport"] == "tcp" and info["curve_publickey"]
         (service,) = kernel_services(swarm, manager.kernel_id)
@@ -78,13 +81,7 @@ async def test_swarm_kernel_runs_in_the_notebook_folder_interrupts_restarts_and_
         assert output.split() == [str(tmp_path), str(os.getuid()), str(os.getgid())]
         made = (tmp_path / "from-swarm.txt").stat()
         assert (made.st_uid, made.st_gid) == (os.getuid(), os.getgid())
-
-        client.execute("import time; time.sleep(60)")
-        await asyncio.sleep(1)
-        await manager.interrupt_kernel()
-        while (message := await client.get_iopub_msg(timeout=10))["msg_type"] != "error":
-            pass
-        assert message["content"]["ename"] == "KeyboardInterrupt"
+        assert await interrupted(manager, client) == "KeyboardInterrupt"
 
         shell_port = manager.shell_port
         await manager.restart_kernel()
@@ -93,37 +90,16 @@ async def test_swarm_kernel_runs_in_the_notebook_folder_interrupts_restarts_and_
         output, _ = await execute(client, "import os; print(os.getcwd())")
         assert output.strip() == str(tmp_path)
         assert len(kernel_services(swarm, manager.kernel_id)) == 1
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel()
     await wait_gone(swarm, manager.kernel_id)
     assert swarm.api.secrets(filters={"label": "distrokernels.kernel-id"}) == []
 
 
 async def test_swarm_kernel_traffic_needs_the_curve_keys(swarm, swarm_kernel, tmp_path):
-    manager = await started(swarm_kernel, tmp_path)
-    info = manager.get_connection_info()
-    context = zmq.asyncio.Context()
-
-    async def ping(curve: bool) -> bool:
-        socket = context.socket(zmq.REQ)
-        socket.linger = 0
-        if curve:
-            socket.curve_publickey = info["curve_publickey"].encode()
-            socket.curve_secretkey = info["curve_secretkey"].encode()
-            socket.curve_serverkey = info["curve_publickey"].encode()
-        socket.connect(f"tcp://{info['ip']}:{info['hb_port']}")
-        await socket.send(b"ping")
-        answered = bool(await socket.poll(3000))
-        socket.close()
-        return answered
-
-    try:
-        assert await ping(curve=True)
-        assert not await ping(curve=False)  # plaintext gets no answer
-    finally:
-        context.term()
-        await manager.shutdown_kernel(now=True)
+    async with running(swarm_kernel, tmp_path) as (manager, _):
+        info = manager.get_connection_info()
+        plaintext = {key: value for key, value in info.items() if not key.startswith("curve")}
+        assert await heartbeat_answers(info, timeout=3)
+        assert not await heartbeat_answers(plaintext, timeout=3)  # no keys, no answer
 
 
 async def test_constraints_matching_no_node_fail_fast_with_the_reason(
@@ -201,14 +177,7 @@ def test_old_ipykernel_over_tcp_needs_an_explicit_plaintext_opt_in(swarm, suite_
 
 async def test_plaintext_kernel_runs_when_the_kernelspec_opted_in(swarm, suite_kernels, tmp_path):
     install_swarm_kernel("swarm-11", "--plaintext-tcp", base="debian:bullseye")
-    manager = await started("swarm-11", tmp_path)
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
+    async with running("swarm-11", tmp_path) as (manager, client):
         assert "curve_publickey" not in manager.get_connection_info()
         output, _ = await execute(client, "import sys; print(sys.version_info[:2])")
         assert output.strip() == "(3, 9)"
-    finally:
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)

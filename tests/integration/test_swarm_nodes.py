@@ -5,7 +5,6 @@ worker pulls it by digest when its first kernel lands. The working folder is a
 folder every node mounts at the same path, as shared home directories are.
 """
 
-import asyncio
 import json
 import os
 import time
@@ -14,9 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 
-from .conftest import execute, kernel_services, run_cli
+from .conftest import execute, interrupted, kernel_services, run_cli, running
 from .nodes import Node, copy_image, nodes, run_registry
 
 NAME = "cluster-debian-12"
@@ -73,12 +71,7 @@ def wait_for_registry(address: str, timeout: float = 30) -> None:
 async def test_kernel_constrained_to_the_worker_runs_there_and_jupyter_reaches_it(cluster):
     manager_engine, worker_engine = cluster.manager.engine, cluster.worker.engine
     assert worker_engine.find_image(f"{cluster.pushed}:latest") is None  # nothing copied there
-    kernel = AsyncKernelManager(kernel_name=NAME)
-    await kernel.start_kernel(cwd=str(cluster.shared))
-    client = kernel.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=120)
+    async with running(NAME, cluster.shared, ready_timeout=120) as (kernel, client):
         (service,) = kernel_services(manager_engine, kernel.kernel_id)
         spec = manager_engine.api.inspect_service(service.id)["Spec"]
         image = spec["TaskTemplate"]["ContainerSpec"]["Image"]
@@ -98,15 +91,9 @@ async def test_kernel_constrained_to_the_worker_runs_there_and_jupyter_reaches_i
         assert output.split() == [str(cluster.shared), str(os.getuid())]
         made = cluster.shared / "from-worker.txt"
         assert made.stat().st_uid == os.getuid()
-
-        # The worker's engine is out of reach from the provisioner: the interrupt
-        # travels as a message on the (encrypted) control channel.
-        client.execute("import time; time.sleep(60)")
-        await asyncio.sleep(1)
-        await kernel.interrupt_kernel()
-        while (message := await client.get_iopub_msg(timeout=10))["msg_type"] != "error":
-            pass
-        assert message["content"]["ename"] == "KeyboardInterrupt"
+        # The worker's engine is out of the provisioner's reach: the interrupt travels
+        # as a message on the (encrypted) control channel.
+        assert await interrupted(kernel, client) == "KeyboardInterrupt"
 
         shell_port = kernel.shell_port
         await kernel.restart_kernel()
@@ -117,7 +104,4 @@ async def test_kernel_constrained_to_the_worker_runs_there_and_jupyter_reaches_i
         )
         output, _ = await execute(client, "print(open('from-worker.txt').read() != '')")
         assert output.strip() == "True"
-    finally:
-        client.stop_channels()
-        await kernel.shutdown_kernel()
     assert kernel_services(manager_engine, kernel.kernel_id) == []
