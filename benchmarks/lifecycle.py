@@ -213,12 +213,12 @@ def markdown(rows: list[dict], extras: dict[str, str]) -> str:
 
 
 async def main() -> None:
+    global DISTRO
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--concurrent-rounds", type=int, default=3)
     parser.add_argument("--kernel", default=DISTRO, help="the distro kernelspec to measure")
     args = parser.parse_args()
-    global DISTRO
     DISTRO = args.kernel
     workdir = str(Path.cwd())
 

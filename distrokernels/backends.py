@@ -18,7 +18,7 @@ from typing import ClassVar
 
 from .engine import Engine, KernelContainerSpec, KernelServiceSpec, KernelTask
 
-_PORT_RETRIES = 20  # half a second apart
+_RETRIES = 20  # half a second apart
 
 
 @dataclass(frozen=True)
@@ -119,23 +119,28 @@ class SwarmBackend(KernelBackend):
         self.constraints = list(constraints)
         self.node_id = ""  # where the last task ran: a restart goes back there
         self._spec: KernelServiceSpec | None = None
-        self._port_retries = 0
+        self._retries = 0
 
     def start(self, spec: KernelContainerSpec) -> None:
         constraints = list(self.constraints)
         if self.node_id:
             constraints.append(f"node.id=={self.node_id}")
         self._spec = KernelServiceSpec(self._keep_ports(spec), constraints)
-        self._port_retries = 0
+        self._retries = 0
         self.id = self.engine.start_kernel_service(self._spec)
 
-    def _ports_still_held(self, task: KernelTask) -> bool:
-        """A restart asks for its old ports; the node may not have freed them yet."""
+    def _worth_another_try(self, task: KernelTask) -> bool:
+        """The node could not start the container, for a reason that passes.
+
+        A restart asks for its old ports, which the node may not have freed yet; and
+        Engine 20.10 sometimes fails to mount a secret when many tasks start at once.
+        Both fail the task with "starting container failed", and a new task works.
+        """
         return (
             task.state in ("failed", "rejected")
-            and "port is already allocated" in task.error
+            and "starting container failed" in task.error
             and self._spec is not None
-            and self._port_retries < _PORT_RETRIES
+            and self._retries < _RETRIES
         )
 
     def state(self) -> KernelState | None:
@@ -143,9 +148,9 @@ class SwarmBackend(KernelBackend):
         task = self.engine.kernel_task(self.id)
         if task is None:
             return None
-        if self._ports_still_held(task):
+        if self._worth_another_try(task):
             assert self._spec is not None
-            self._port_retries += 1
+            self._retries += 1
             self.engine.remove_kernel_service(self.id)
             time.sleep(0.5)
             self.id = self.engine.start_kernel_service(self._spec)

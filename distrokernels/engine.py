@@ -140,7 +140,9 @@ class KernelTask:
         return self.state in _TASK_STARTING or self.state == "running"
 
 
-_TASK_STARTING = {"new", "allocated", "pending", "assigned", "accepted", "preparing", "starting"}
+_TASK_STARTING = {
+    "new", "allocated", "pending", "assigned", "accepted", "preparing", "ready", "starting",
+}  # fmt: skip
 
 
 class Engine:
@@ -396,12 +398,7 @@ class Engine:
     @_engine_errors
     def published_ports(self, container_id: str) -> dict[int, int]:
         """Container port -> the host port the engine published it on."""
-        ports = self.api.inspect_container(container_id)["NetworkSettings"]["Ports"] or {}
-        return {
-            int(key.split("/")[0]): int(bindings[0]["HostPort"])
-            for key, bindings in ports.items()
-            if bindings
-        }
+        return container_ports(self.api.inspect_container(container_id)["NetworkSettings"])
 
     @_engine_errors
     def ensure_volume(self, name: str, image: str, owner: str) -> None:
@@ -591,10 +588,7 @@ class Engine:
         if node_id:
             with contextlib.suppress(docker.errors.NotFound):
                 node_address = self.api.inspect_node(node_id)["Status"].get("Addr", "")
-        ports = {
-            entry["TargetPort"]: entry["PublishedPort"]
-            for entry in (status.get("PortStatus") or {}).get("Ports") or []
-        }
+        ports = task_ports(status.get("PortStatus") or {})
         container = status.get("ContainerStatus") or {}
         return KernelTask(
             state=status.get("State", ""),
@@ -705,6 +699,29 @@ def _split_tag(reference: str) -> tuple[str, str | None]:
     if not repository or "/" in tag:
         return reference, "latest"
     return repository, tag
+
+
+# IPv4 and IPv6 bindings of one port are allocated apart and may differ; the addresses
+# Jupyter connects to are IPv4.
+
+
+def container_ports(network_settings: dict[str, Any]) -> dict[int, int]:
+    """Container port -> its IPv4 host port, from a container's NetworkSettings."""
+    published = {}
+    for key, bindings in (network_settings.get("Ports") or {}).items():
+        ipv4 = [binding for binding in bindings or [] if ":" not in binding.get("HostIp", "")]
+        if ipv4:
+            published[int(key.split("/")[0])] = int(ipv4[0]["HostPort"])
+    return published
+
+
+def task_ports(port_status: dict[str, Any]) -> dict[int, int]:
+    """Container port -> published port, from a task's PortStatus: it lists no address,
+    only the order, IPv4 first."""
+    published: dict[int, int] = {}
+    for entry in port_status.get("Ports") or []:
+        published.setdefault(entry["TargetPort"], entry["PublishedPort"])
+    return published
 
 
 def _tarball(files: dict[str, bytes], user: str) -> bytes:

@@ -49,6 +49,7 @@ _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
 _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
+_FIRST_HEARTBEAT_WAIT = 0.2  # seconds; grows while a TCP kernel does not answer
 
 _ENGINES: dict[str, Engine] = {}
 _SWEEPS: dict[str, asyncio.Task] = {}  # engine URL -> its running orphan sweep
@@ -192,6 +193,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     runtime_dir: str | None = None
     _backend: KernelBackend | None = None
+    _heartbeat_wait = _FIRST_HEARTBEAT_WAIT
 
     async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
         """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
@@ -372,6 +374,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             ) from error
         if self.uses_tcp:
             self.connection_info = {}  # Jupyter's side: known once the kernel is placed
+            self._heartbeat_wait = _FIRST_HEARTBEAT_WAIT
             await self._wait_until(self._answers_over_tcp, interval=0.05)
         else:
             await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
@@ -395,7 +398,12 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self.connection_info = connection.client_side(
                 self.parent.get_connection_info(), endpoint.address, endpoint.ports
             )
-        return await connection.heartbeat_answers(self.connection_info, timeout=0.2)
+        if await connection.heartbeat_answers(self.connection_info, self._heartbeat_wait):
+            return True
+        # A busy node needs longer for TCP and the Curve handshake: wait longer each try,
+        # or no try would ever finish.
+        self._heartbeat_wait = min(self._heartbeat_wait * 1.5, 3.0)
+        return False
 
     async def _wait_until(self, ready: Callable[[], Awaitable[bool]], interval: float) -> None:
         """Return once ``ready``; fail at once if the kernel exits or cannot be placed."""

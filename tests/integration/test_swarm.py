@@ -14,6 +14,7 @@ import time
 
 import pytest
 from jupyter_client.manager import AsyncKernelManager
+from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.connection import heartbeat_answers
 from distrokernels.errors import KernelStartFailed
@@ -27,6 +28,7 @@ from .conftest import (
     running,
 )
 from .test_gc import OWNER
+from .test_load import CONCURRENT, start_run_stop
 
 NAME = "swarm-debian-12"
 
@@ -181,3 +183,24 @@ async def test_plaintext_kernel_runs_when_the_kernelspec_opted_in(swarm, suite_k
         assert "curve_publickey" not in manager.get_connection_info()
         output, _ = await execute(client, "import sys; print(sys.version_info[:2])")
         assert output.strip() == "(3, 9)"
+
+
+@pytest.mark.load
+async def test_twenty_swarm_kernels_at_once_all_start_execute_and_leave_nothing(
+    swarm, swarm_kernel, tmp_path
+):
+    """Many tasks at once on one node: ports of both address families, secrets mounted
+    side by side, tasks seen in every state."""
+    manager = AsyncMultiKernelManager()
+    results = await asyncio.gather(
+        *(
+            start_run_stop(manager, swarm_kernel, str(tmp_path), f"print({n} * 2)")
+            for n in range(CONCURRENT)
+        )
+    )
+    for n, (_, output, reply) in enumerate(results):
+        assert reply["status"] == "ok" and output == f"{n * 2}\n"
+    assert len(swarm.kernel_services()) == CONCURRENT
+    await manager.shutdown_all()
+    assert swarm.kernel_services() == []
+    assert swarm.api.secrets(filters={"label": "distrokernels.kernel-id"}) == []

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from distrokernels import connection
-from distrokernels.engine import _bytes, remote_address
+from distrokernels.engine import _bytes, container_ports, remote_address, task_ports
 from distrokernels.errors import KernelStartFailed, PlaintextRefused
 
 CLIENT = {
@@ -96,3 +96,35 @@ def test_empty_url_follows_docker_host(monkeypatch):
 @pytest.mark.parametrize(("text", "size"), [("2g", 2 << 30), ("512m", 512 << 20), ("1000", 1000)])
 def test_memory_sizes_read_as_docker_reads_them(text, size):
     assert _bytes(text) == size
+
+
+# Seen on Engine 20.10 once its IPv4 and IPv6 port allocators had drifted apart.
+TASK_PORT_STATUS = {
+    "Ports": [
+        {"Protocol": "tcp", "TargetPort": 50001, "PublishedPort": 33071, "PublishMode": "host"},
+        {"Protocol": "tcp", "TargetPort": 50001, "PublishedPort": 33069, "PublishMode": "host"},
+        {"Protocol": "tcp", "TargetPort": 50002, "PublishedPort": 33070, "PublishMode": "host"},
+        {"Protocol": "tcp", "TargetPort": 50002, "PublishedPort": 33068, "PublishMode": "host"},
+    ]
+}
+CONTAINER_NETWORK = {
+    "Ports": {
+        "50001/tcp": [
+            {"HostIp": "::", "HostPort": "33069"},
+            {"HostIp": "0.0.0.0", "HostPort": "33071"},
+        ],
+        "50002/tcp": [
+            {"HostIp": "0.0.0.0", "HostPort": "33070"},
+            {"HostIp": "::", "HostPort": "33068"},
+        ],
+        "50003/tcp": None,
+    }
+}
+
+
+def test_a_tasks_ipv4_ports_are_the_first_of_each_pair():
+    assert task_ports(TASK_PORT_STATUS) == {50001: 33071, 50002: 33070}
+
+
+def test_a_containers_ipv4_ports_are_chosen_whatever_the_order():
+    assert container_ports(CONTAINER_NETWORK) == {50001: 33071, 50002: 33070}
