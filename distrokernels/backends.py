@@ -172,7 +172,8 @@ class SwarmBackend(KernelBackend):
                 None,
                 f"has no image on node {task.node_address or task.node_id}: {task.error}",
                 "put the image on every node: `distrokernels install ... --push "
-                "REGISTRY/REPOSITORY`, or install it on each node with --docker-host",
+                "REGISTRY/REPOSITORY`, or copy it there: `distrokernels copy NAME --to "
+                "tcp://NODE:PORT`",
             )
         reason = f"task {task.state}: {task.error}" if task.error else ""
         return KernelState(False, task.exit_code, reason)

@@ -16,7 +16,7 @@ from . import __version__, bootstrap, images, installer, kernelspecs, locks, usa
 from .distros import OsRelease
 from .dockerfiles import plan_layer
 from .engine import Engine, remote_address
-from .errors import DistroKernelsError, EngineUnavailable, InvalidInput
+from .errors import DistroKernelsError, EngineUnavailable, ImageNotFound, InvalidInput
 from .probe import probe_image
 from .recipes import validate_package_names
 from .wheels import WheelSource, ipykernel_stack, parse_requirements, python_version
@@ -230,12 +230,32 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
     )
 
 
+def cmd_copy(args: argparse.Namespace) -> int:
+    """The swarm runs a kernel by image id: the same id must be on every node."""
+    kernel = kernelspecs.find(args.name)
+    source = Engine.connect(kernel.config.get("docker_host", ""))
+    image_id = kernel.config.get("image_id", "")
+    for url in args.to:
+        target = Engine.connect(url)
+        if image_id and target.find_image(image_id):
+            _say(f"{url}: {kernel.image} is there already")
+            continue
+        _say(f"{url}: copying {kernel.image}")
+        source.copy_image_to(target, kernel.image)
+        if image_id and not target.find_image(image_id):
+            raise ImageNotFound(
+                f"{url} did not receive {kernel.image} with id {image_id[:19]}",
+                "check that engine's disk space and logs",
+            )
+    return 0
+
+
 def cmd_remove(args: argparse.Namespace) -> int:
     kernel = kernelspecs.find(args.name)
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
     if args.image:
-        removed = Engine.connect().remove_image(kernel.image)
+        removed = Engine.connect(kernel.config.get("docker_host", "")).remove_image(kernel.image)
         _say(f"{'removed' if removed else 'no'} image {kernel.image}")
     return 0
 
@@ -376,6 +396,13 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("name")
     remove.add_argument("--image", action="store_true", help="also delete its image")
     remove.set_defaults(run=cmd_remove)
+
+    copy = commands.add_parser(
+        "copy", help="copy a kernel's image to other engines (swarm nodes), id unchanged"
+    )
+    copy.add_argument("name")
+    copy.add_argument("--to", action="append", required=True, metavar="URL", help="an engine")
+    copy.set_defaults(run=cmd_copy)
 
     gc = commands.add_parser("gc", help="remove containers whose Jupyter server is gone")
     gc.set_defaults(run=cmd_gc)

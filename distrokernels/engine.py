@@ -231,6 +231,14 @@ class Engine:
         return f"{repository}@{digest}"
 
     @_engine_errors
+    def copy_image_to(self, target: Engine, reference: str) -> None:
+        """`docker save | docker load`, engine to engine: the image keeps its id."""
+        try:
+            target.api.load_image(self.api.get_image(reference))
+        except docker.errors.ImageNotFound as error:
+            raise ImageNotFound(f"{reference} is not on the source engine") from error
+
+    @_engine_errors
     def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
         """Import a root file system tarball as an image; returns its id."""
         repository, tag = _split_tag(reference)

@@ -126,11 +126,6 @@ def _wait_for_engine(url: str, timeout: float = 90) -> Engine:
             time.sleep(0.5)
 
 
-def copy_image(source: Engine, target: Engine, reference: str) -> None:
-    """docker save | docker load, engine to engine."""
-    target.api.load_image(source.api.get_image(reference))
-
-
 def run_registry(engine: Engine, node: Node) -> str:
     """Debian's registry on ``node``, port 5000; returns its address for pushes."""
     script = (

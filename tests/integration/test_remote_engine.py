@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from .conftest import execute, interrupted, kernel_containers, run_cli, running
-from .nodes import copy_image, nodes
+from .nodes import nodes
 from .test_gc import OWNER
 
 NAME = "remote-debian-12"
@@ -24,7 +24,7 @@ NAME = "remote-debian-12"
 def remote(engine, base_image):
     """A fresh engine with only the base image: the install builds there for real."""
     with nodes(engine, ["remote"]) as (node,):
-        copy_image(engine, node.engine, base_image)
+        engine.copy_image_to(node.engine, base_image)
         result = run_cli("install", base_image, "--docker-host", node.url, "--name", NAME)
         assert result.returncode == 0, result.stderr
         yield node

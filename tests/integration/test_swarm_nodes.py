@@ -13,9 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+
+from distrokernels.errors import KernelStartFailed
 
 from .conftest import execute, interrupted, kernel_services, run_cli, running
-from .nodes import Node, copy_image, nodes, run_registry
+from .nodes import Node, nodes, run_registry
 
 NAME = "cluster-debian-12"
 
@@ -44,7 +47,7 @@ def cluster(engine, base_image, tmp_path_factory):
         )
         registry = run_registry(engine, manager)
         wait_for_registry(registry)
-        copy_image(engine, manager.engine, base_image)
+        engine.copy_image_to(manager.engine, base_image)
         result = run_cli(
             "install", base_image, "--docker-host", manager.url, "--backend", "swarm",
             "--constraint", "node.role==worker", "--push", f"{registry}/kernels", "--name", NAME,
@@ -105,3 +108,27 @@ async def test_kernel_constrained_to_the_worker_runs_there_and_jupyter_reaches_i
         output, _ = await execute(client, "print(open('from-worker.txt').read() != '')")
         assert output.strip() == "True"
     assert kernel_services(manager_engine, kernel.kernel_id) == []
+
+
+async def test_without_a_registry_copy_puts_the_same_image_id_on_the_worker(cluster):
+    result = run_cli(
+        "install", "debian:bookworm", "--docker-host", cluster.manager.url, "--backend", "swarm",
+        "--constraint", "node.role==worker", "--name", "cluster-copied",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    spec = KernelSpecManager().get_kernel_spec("cluster-copied")
+    image_id = spec.metadata["kernel_provisioner"]["config"]["image_id"]
+    cluster.worker.engine.api.remove_image(image_id, force=True)  # whatever earlier tests left
+
+    with pytest.raises(KernelStartFailed, match="has no image on node") as failure:
+        async with running("cluster-copied", cluster.shared):
+            pass
+    assert cluster.worker.address in str(failure.value)
+
+    copied = run_cli("copy", "cluster-copied", "--to", cluster.worker.url)
+    assert copied.returncode == 0, copied.stderr
+    assert cluster.worker.engine.find_image(image_id) is not None
+    async with running("cluster-copied", cluster.shared, ready_timeout=120) as (kernel, client):
+        output, _ = await execute(client, "print(6 * 7)")
+        assert output.strip() == "42"
+        assert kernel.get_connection_info()["ip"] == cluster.worker.address
