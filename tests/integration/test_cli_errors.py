@@ -114,3 +114,14 @@ def test_list_shows_installed_kernel_with_distro_and_status(installed_kernel):
     assert result.returncode == 0
     row = next(line for line in result.stdout.splitlines() if line.startswith(installed_kernel))
     assert "Python 3.11 (Debian 12)" in row and "built" in row
+
+
+def test_copy_names_the_missing_kernel_and_the_unreachable_engine(installed_kernel):
+    missing = run_cli("copy", "no-such-kernel", "--to", "tcp://127.0.0.1:9")
+    assert missing.returncode == 5
+    assert "no-such-kernel" in one_error_line(missing)
+
+    # A closed loopback port: refused at once, no traffic leaves the machine.
+    unreachable = run_cli("copy", installed_kernel, "--to", "tcp://127.0.0.1:9")
+    assert unreachable.returncode == 3
+    assert "not reachable" in one_error_line(unreachable)
