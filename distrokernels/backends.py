@@ -14,7 +14,6 @@ import signal
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar
 
 from .engine import Engine, KernelContainerSpec, KernelServiceSpec, KernelTask
 
@@ -38,8 +37,6 @@ class Endpoint:
 
 
 class KernelBackend(ABC):
-    name: ClassVar[str]
-
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.id: str | None = None  # the container's or the service's id
@@ -76,8 +73,6 @@ class KernelBackend(ABC):
 class ContainerBackend(KernelBackend):
     """A container on one engine: the local one, or a remote one reached at ``address``."""
 
-    name = "docker"
-
     def __init__(self, engine: Engine, address: str = "") -> None:
         super().__init__(engine)
         self.address = address
@@ -112,12 +107,11 @@ class ContainerBackend(KernelBackend):
 class SwarmBackend(KernelBackend):
     """A one-replica service that the swarm never restarts by itself."""
 
-    name = "swarm"
-
     def __init__(self, engine: Engine, constraints: list[str]) -> None:
         super().__init__(engine)
         self.constraints = list(constraints)
         self.node_id = ""  # where the last task ran: a restart goes back there
+        self._own_node = ""  # the node of the engine we talk to: signals reach only it
         self._spec: KernelServiceSpec | None = None
         self._retries = 0
 
@@ -170,7 +164,8 @@ class SwarmBackend(KernelBackend):
             return KernelState(
                 False,
                 None,
-                f"has no image on node {task.node_address or task.node_id}: {task.error}",
+                f"has no image on node {self.engine.node_address(task.node_id) or task.node_id}"
+                f": {task.error}",
                 "put the image on every node: `distrokernels install ... --push "
                 "REGISTRY/REPOSITORY`, or copy it there: `distrokernels copy NAME --to "
                 "tcp://NODE:PORT`",
@@ -185,7 +180,7 @@ class SwarmBackend(KernelBackend):
             return None
         self.node_id = task.node_id
         self.published = task.ports
-        return Endpoint(task.node_address, task.ports)
+        return Endpoint(self.engine.node_address(task.node_id), task.ports)
 
     def signal(self, signum: int) -> bool:
         """Through the task's container when it runs on this engine's node.
@@ -198,7 +193,8 @@ class SwarmBackend(KernelBackend):
         task = self.engine.kernel_task(self.id)
         if task is None or not task.container_id:
             return True
-        if task.node_id == self.engine.swarm_node_id():
+        self._own_node = self._own_node or self.engine.swarm_node_id()
+        if task.node_id == self._own_node:
             self.engine.signal_container(task.container_id, signum)
             return True
         if signum == signal.SIGINT:

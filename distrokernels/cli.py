@@ -181,7 +181,7 @@ def cmd_list(args: argparse.Namespace) -> int:
     engines: dict[str, Engine | None] = {}
     rows = []
     for kernel in kernelspecs.installed_kernels():
-        url = kernel.config.get("docker_host", "")
+        url = kernel.docker_host
         if url not in engines:
             try:
                 engines[url] = Engine.connect(url)
@@ -233,7 +233,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def cmd_copy(args: argparse.Namespace) -> int:
     """The swarm runs a kernel by image id: the same id must be on every node."""
     kernel = kernelspecs.find(args.name)
-    source = Engine.connect(kernel.config.get("docker_host", ""))
+    source = Engine.connect(kernel.docker_host)
     image_id = kernel.config.get("image_id", "")
     for url in args.to:
         target = Engine.connect(url)
@@ -255,7 +255,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
     if args.image:
-        removed = Engine.connect(kernel.config.get("docker_host", "")).remove_image(kernel.image)
+        removed = Engine.connect(kernel.docker_host).remove_image(kernel.image)
         _say(f"{'removed' if removed else 'no'} image {kernel.image}")
     return 0
 
@@ -263,7 +263,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_gc(args: argparse.Namespace) -> int:
     """On the default engine, and on every other engine an installed kernel runs on."""
     removed = Engine.connect().collect_orphans()
-    for url in sorted({k.config.get("docker_host", "") for k in kernelspecs.installed_kernels()}):
+    for url in sorted({kernel.docker_host for kernel in kernelspecs.installed_kernels()}):
         if url:
             try:
                 removed += Engine.connect(url).collect_orphans()

@@ -12,7 +12,7 @@ import io
 import os
 import shutil
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,6 +21,17 @@ from urllib.parse import urlparse
 import docker
 import docker.errors
 import requests
+from docker.types import (
+    ContainerSpec,
+    EndpointSpec,
+    Mount,
+    Placement,
+    Resources,
+    RestartPolicy,
+    SecretReference,
+    ServiceMode,
+    TaskTemplate,
+)
 
 from . import owners
 from .errors import BuildFailed, EngineUnavailable, ImageNotFound, KernelStartFailed
@@ -131,7 +142,6 @@ class KernelTask:
     error: str
     container_id: str
     node_id: str
-    node_address: str
     ports: dict[int, int]  # container port -> published port on the node
     exit_code: int | None = None
 
@@ -499,27 +509,14 @@ class Engine:
         Files travel as swarm secrets: the swarm hands them only to the node that runs
         the task, and they never show in the service's spec or environment.
         """
-        from docker.types import (
-            ContainerSpec,
-            EndpointSpec,
-            Mount,
-            Placement,
-            Resources,
-            RestartPolicy,
-            SecretReference,
-            TaskTemplate,
-        )
-
-        if not self.swarm_node_id():
-            raise KernelStartFailed(
-                "this kernel runs on Docker Swarm, but the engine is not a swarm manager",
-                "run `docker swarm init` (or point DOCKER_HOST at a manager)",
-            )
         c = spec.container
         uid, _, gid = c.user.partition(":")
         secrets = []
         for path, content in c.files.items():
-            secret = self.api.create_secret(f"{c.name}-{Path(path).name}", content, labels=c.labels)
+            with _not_a_manager_is_a_start_failure():
+                secret = self.api.create_secret(
+                    f"{c.name}-{Path(path).name}", content, labels=c.labels
+                )
             secrets.append(
                 SecretReference(
                     secret["ID"],
@@ -571,9 +568,10 @@ class Engine:
                 for port, published in c.ports.items()
             ]
         )
-        service = self.api.create_service(
-            template, name=c.name, labels=c.labels, endpoint_spec=endpoint
-        )
+        with _not_a_manager_is_a_start_failure():
+            service = self.api.create_service(
+                template, name=c.name, labels=c.labels, endpoint_spec=endpoint
+            )
         return service["ID"]
 
     @_engine_errors
@@ -588,25 +586,26 @@ class Engine:
                 self.api.inspect_service(service_id)
             except docker.errors.NotFound:
                 return None
-            return KernelTask("new", "", "", "", "", {})
+            return KernelTask("new", "", "", "", {})
         task = max(tasks, key=lambda entry: entry.get("CreatedAt", ""))
         status = task.get("Status") or {}
-        node_id = task.get("NodeID", "")
-        node_address = ""
-        if node_id:
-            with contextlib.suppress(docker.errors.NotFound):
-                node_address = self.api.inspect_node(node_id)["Status"].get("Addr", "")
-        ports = task_ports(status.get("PortStatus") or {})
         container = status.get("ContainerStatus") or {}
         return KernelTask(
             state=status.get("State", ""),
             error=status.get("Err", ""),
             container_id=container.get("ContainerID", ""),
             exit_code=container.get("ExitCode"),
-            node_id=node_id,
-            node_address=node_address,
-            ports=ports,
+            node_id=task.get("NodeID", ""),
+            ports=task_ports(status.get("PortStatus") or {}),
         )
+
+    @_engine_errors
+    def node_address(self, node_id: str) -> str:
+        """The address a swarm node advertises (what Jupyter connects to)."""
+        try:
+            return self.api.inspect_node(node_id)["Status"].get("Addr", "")
+        except docker.errors.NotFound:
+            return ""
 
     @_engine_errors
     def service_logs(self, service_id: str, tail: int = 20) -> str:
@@ -622,8 +621,6 @@ class Engine:
     def stop_kernel_service(self, service_id: str) -> None:
         """Scale to zero: the swarm stops the task (SIGTERM, SIGKILL after the grace
         period) and reports it 'shutdown' once its container has stopped, ports freed."""
-        from docker.types import ServiceMode
-
         try:
             version = self.api.inspect_service(service_id)["Version"]["Index"]
             self.api.update_service(
@@ -647,9 +644,7 @@ class Engine:
 
     @_engine_errors
     def kernel_services(self) -> list[KernelContainer]:
-        """Every kernel service distrokernels created on this swarm."""
-        if not self.swarm_node_id():
-            return []
+        """Every kernel service distrokernels created on this swarm; none off a swarm."""
         return [
             KernelContainer(
                 id=entry["ID"],
@@ -657,31 +652,34 @@ class Engine:
                 labels=entry["Spec"].get("Labels") or {},
                 status="service",
             )
-            for entry in self.api.services(filters={"label": LABEL_KERNEL_ID})
+            for entry in _unless_not_a_manager(
+                lambda: self.api.services(filters={"label": LABEL_KERNEL_ID})
+            )
         ]
 
     def collect_orphans(self) -> list[KernelContainer]:
         """Remove kernel containers and services whose owning process is gone."""
         removed = []
-        for kernel in self.kernel_containers() + self.kernel_services():
-            if owners.owner_is_alive(kernel.labels.get(LABEL_OWNER, "")):
-                continue
-            if kernel.status == "service":
-                self.remove_kernel_service(kernel.id)
-            else:
-                self.remove_container(kernel.id)
-            runtime_dir = kernel.labels.get(LABEL_RUNTIME_DIR)
-            if runtime_dir:
-                shutil.rmtree(runtime_dir, ignore_errors=True)
-            removed.append(kernel)
+        for kernels, remove in (
+            (self.kernel_containers(), self.remove_container),
+            (self.kernel_services(), self.remove_kernel_service),
+        ):
+            for kernel in kernels:
+                if owners.owner_is_alive(kernel.labels.get(LABEL_OWNER, "")):
+                    continue
+                remove(kernel.id)
+                runtime_dir = kernel.labels.get(LABEL_RUNTIME_DIR)
+                if runtime_dir:
+                    shutil.rmtree(runtime_dir, ignore_errors=True)
+                removed.append(kernel)
         self._collect_orphan_secrets()
         return removed
 
     def _collect_orphan_secrets(self) -> None:
         """Secrets of a start that died between creating them and creating its service."""
-        if not self.swarm_node_id():
-            return
-        for secret in self.api.secrets(filters={"label": LABEL_KERNEL_ID}):
+        for secret in _unless_not_a_manager(
+            lambda: self.api.secrets(filters={"label": LABEL_KERNEL_ID})
+        ):
             labels = secret["Spec"].get("Labels") or {}
             if not owners.owner_is_alive(labels.get(LABEL_OWNER, "")):
                 with contextlib.suppress(docker.errors.APIError):  # in use: its service's gc
@@ -732,6 +730,32 @@ def task_ports(port_status: dict[str, Any]) -> dict[int, int]:
     return published
 
 
+_NOT_A_MANAGER = 503  # the engine's answer to swarm calls when it manages no swarm
+
+
+def _unless_not_a_manager(listing: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """A swarm listing, or nothing on an engine that is not a swarm manager."""
+    try:
+        return listing()
+    except docker.errors.APIError as error:
+        if error.status_code != _NOT_A_MANAGER:
+            raise
+        return []
+
+
+@contextlib.contextmanager
+def _not_a_manager_is_a_start_failure() -> Iterator[None]:
+    try:
+        yield
+    except docker.errors.APIError as error:
+        if error.status_code != _NOT_A_MANAGER:
+            raise
+        raise KernelStartFailed(
+            "this kernel runs on Docker Swarm, but its engine is not a swarm manager",
+            "run `docker swarm init` (or point DOCKER_HOST at a manager)",
+        ) from error
+
+
 def _tarball(files: dict[str, bytes], user: str) -> bytes:
     """A tar of ``files`` (absolute paths) owned by ``user``, read-only for it."""
     uid, _, gid = user.partition(":")
@@ -745,9 +769,7 @@ def _tarball(files: dict[str, bytes], user: str) -> bytes:
     return buffer.getvalue()
 
 
-def _bind_mount(bind: str) -> Any:
-    from docker.types import Mount
-
+def _bind_mount(bind: str) -> Mount:
     source, target, mode = bind.split(":")
     kind = "bind" if source.startswith("/") else "volume"
     return Mount(target, source, type=kind, read_only=mode == "ro")

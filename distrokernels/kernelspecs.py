@@ -143,6 +143,11 @@ class InstalledKernel:
         return self.config.get("image") or self.config.get("image_id", "")
 
     @property
+    def docker_host(self) -> str:
+        """The engine the kernel runs on; '' for the default one."""
+        return self.config.get("docker_host", "")
+
+    @property
     def info(self) -> dict[str, Any]:
         return self.spec.get("metadata", {}).get("distrokernels", {})
 

@@ -193,7 +193,6 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     runtime_dir: str | None = None
     _backend: KernelBackend | None = None
-    _heartbeat_wait = _FIRST_HEARTBEAT_WAIT
 
     async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
         """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
@@ -269,7 +268,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             return connection.choose_encryption(ipykernel, self.plaintext_tcp, policy)
         if policy == "disabled":
             return False
-        return connection.choose_encryption(ipykernel, policy != "required", policy)
+        return connection.choose_encryption(ipykernel, allow_plaintext=True, policy=policy)
 
     def _runtime_dir_for(self, connection_file: str) -> str:
         """A restart keeps its folder (the connection file is in it); a start gets a new one."""
@@ -373,9 +372,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 f"the image of this kernel is gone ({self.image})", self._reinstall_hint
             ) from error
         if self.uses_tcp:
-            self.connection_info = {}  # Jupyter's side: known once the kernel is placed
-            self._heartbeat_wait = _FIRST_HEARTBEAT_WAIT
-            await self._wait_until(self._answers_over_tcp, interval=0.05)
+            await self._wait_until(self._answers_over_tcp(), interval=0.05)
         else:
             await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
         return self.connection_info
@@ -385,25 +382,33 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return f"run `distrokernels install {self.source or '<base image>'} --replace`"
 
     async def _sockets_exist(self) -> bool:
+        """The five IPC sockets are bound."""
         km = self.parent
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
         return all(os.path.exists(f"{km.ip}-{port}") for port in ports)
 
-    async def _answers_over_tcp(self) -> bool:
+    def _answers_over_tcp(self) -> Callable[[], Awaitable[bool]]:
         """Placed, ports published, and the kernel answers a heartbeat."""
-        if not self.connection_info:
-            endpoint = await self._on_backend(lambda backend: backend.endpoint())
-            if endpoint is None:
-                return False
-            self.connection_info = connection.client_side(
-                self.parent.get_connection_info(), endpoint.address, endpoint.ports
-            )
-        if await connection.heartbeat_answers(self.connection_info, self._heartbeat_wait):
-            return True
-        # A busy node needs longer for TCP and the Curve handshake: wait longer each try,
-        # or no try would ever finish.
-        self._heartbeat_wait = min(self._heartbeat_wait * 1.5, 3.0)
-        return False
+        self.connection_info = {}  # Jupyter's side: known once the kernel is placed
+        wait = _FIRST_HEARTBEAT_WAIT
+
+        async def ready() -> bool:
+            nonlocal wait
+            if not self.connection_info:
+                endpoint = await self._on_backend(lambda backend: backend.endpoint())
+                if endpoint is None:
+                    return False
+                self.connection_info = connection.client_side(
+                    self.parent.get_connection_info(), endpoint.address, endpoint.ports
+                )
+            if await connection.heartbeat_answers(self.connection_info, wait):
+                return True
+            # A busy node needs longer for TCP and the Curve handshake: wait longer each
+            # try, or no try would ever finish.
+            wait = min(wait * 1.5, 3.0)
+            return False
+
+        return ready
 
     async def _wait_until(self, ready: Callable[[], Awaitable[bool]], interval: float) -> None:
         """Return once ``ready``; fail at once if the kernel exits or cannot be placed."""

@@ -13,6 +13,8 @@ import sys
 
 import pytest
 
+from distrokernels.errors import KernelStartFailed
+
 from .conftest import execute, interrupted, kernel_containers, run_cli, running
 from .nodes import nodes
 from .test_gc import OWNER
@@ -77,3 +79,10 @@ def test_swarm_install_on_an_engine_that_is_no_manager_says_how_to_make_one(remo
     )
     assert result.returncode == 2
     assert "not" in result.stderr and "docker swarm init" in result.stderr
+
+
+async def test_swarm_kernel_on_an_engine_that_left_its_swarm_fails_at_once(remote, tmp_path):
+    with pytest.raises(KernelStartFailed, match="not a swarm manager") as failure:
+        async with running(NAME, tmp_path, backend="swarm"):
+            pass
+    assert "docker swarm init" in failure.value.fix

@@ -13,7 +13,6 @@ import sys
 import time
 
 import pytest
-from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.connection import heartbeat_answers
@@ -37,13 +36,6 @@ NAME = "swarm-debian-12"
 def swarm_kernel(swarm, installed_kernel) -> str:
     install_swarm_kernel(NAME)
     return NAME
-
-
-async def started(name: str, cwd, **config) -> AsyncKernelManager:
-    manager = AsyncKernelManager(kernel_name=name)
-    manager.kernel_spec.metadata["kernel_provisioner"]["config"].update(config)
-    await manager.start_kernel(cwd=str(cwd))
-    return manager
 
 
 async def wait_gone(engine, kernel_id: str, timeout: float = 30) -> None:
@@ -109,9 +101,10 @@ async def test_constraints_matching_no_node_fail_fast_with_the_reason(
 ):
     started_at = time.monotonic()
     with pytest.raises(KernelStartFailed) as failure:
-        await started(
+        async with running(
             swarm_kernel, tmp_path, constraints=["node.labels.gpu==1"], launch_timeout=300
-        )
+        ):
+            pass
     assert time.monotonic() - started_at < 60  # the scheduler's answer, not the timeout
     assert "no suitable node" in str(failure.value)
     assert "node.labels.gpu==1" in failure.value.fix
@@ -120,7 +113,10 @@ async def test_constraints_matching_no_node_fail_fast_with_the_reason(
 
 async def test_image_missing_on_the_node_fails_fast_naming_the_fix(swarm, swarm_kernel, tmp_path):
     with pytest.raises(KernelStartFailed) as failure:
-        await started(swarm_kernel, tmp_path, image_id="sha256:" + "0" * 64, launch_timeout=300)
+        async with running(
+            swarm_kernel, tmp_path, image_id="sha256:" + "0" * 64, launch_timeout=300
+        ):
+            pass
     assert "has no image on node" in str(failure.value)
     assert "--push" in failure.value.fix
     assert swarm.kernel_services() == []
