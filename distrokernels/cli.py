@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
 from . import __version__, bootstrap, images, installer, kernelspecs, locks, usage
 from .distros import OsRelease
 from .dockerfiles import plan_layer
-from .engine import Engine, remote_address
+from .engine import Engine
 from .errors import DistroKernelsError, EngineUnavailable, ImageNotFound, InvalidInput
 from .probe import probe_image
 from .recipes import validate_package_names
@@ -118,52 +117,26 @@ def _mb(size: int) -> str:
 
 
 def _provisioner_config(args: argparse.Namespace) -> dict:
-    config: dict = {"network_mode": args.network}
-    if args.memory:
-        config["memory"] = args.memory
-    if args.cpus:
-        if args.cpus <= 0:
-            raise InvalidInput(f"--cpus {args.cpus} must be positive", "pass e.g. --cpus 1.5")
-        config["cpus"] = args.cpus
-    if args.pids_limit is not None:
-        if args.pids_limit < 16:
-            raise InvalidInput("--pids-limit below 16 leaves no room for a kernel", "raise it")
-        config["pids_limit"] = args.pids_limit
-    if args.cap_add:
-        for capability in args.cap_add:
-            if not re.fullmatch(r"[A-Z_]{2,32}", capability):
-                raise InvalidInput(f"{capability[:40]!r} is not a capability", "e.g. CHOWN")
-        config["cap_add"] = args.cap_add
-    if args.run_as_root:
-        config["run_as_root"] = True
-    if args.allow_new_privileges:
-        config["no_new_privileges"] = False
-    if args.mount:
-        from .provisioner import parse_mount
+    """The kernelspec's provisioner config, checked by the provisioner's own traits."""
+    options = {
+        "network_mode": args.network,
+        "memory": args.memory,
+        "cpus": args.cpus,
+        "pids_limit": args.pids_limit,
+        "cap_add": args.cap_add,
+        "run_as_root": args.run_as_root or None,
+        "no_new_privileges": False if args.allow_new_privileges else None,
+        "mounts": args.mount,
+        "backend": None if args.backend == "docker" else args.backend,
+        "constraints": args.constraint,
+        "plaintext_tcp": args.plaintext_tcp or None,
+        "work_volume": args.work_volume,
+    }
+    config = {key: value for key, value in options.items() if value is not None}
+    from .provisioner import validate_config  # jupyter_client's provisioning: only here
 
-        for mount in args.mount:
-            parse_mount(mount, local=not remote_address(args.docker_host or ""))
-        config["mounts"] = args.mount
-    if args.backend != "docker":
-        config["backend"] = args.backend
-    if args.constraint:
-        if args.backend != "swarm":
-            raise InvalidInput("--constraint places swarm services", "add --backend swarm")
-        for constraint in args.constraint:
-            if not _CONSTRAINT.fullmatch(constraint):
-                raise InvalidInput(
-                    f"{constraint[:80]!r} is not a placement constraint",
-                    "write it as Docker does, e.g. node.labels.gpu==1 or node.role!=manager",
-                )
-        config["constraints"] = args.constraint
-    if args.plaintext_tcp:
-        config["plaintext_tcp"] = True
-    if args.work_volume:
-        config["work_volume"] = args.work_volume
+    validate_config({**config, "docker_host": args.docker_host or ""})
     return config
-
-
-_CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:

@@ -104,11 +104,7 @@ async def heartbeat_answers(info: dict[str, Any], timeout: float) -> bool:
     socket = context.socket(zmq.REQ)
     socket.linger = 0
     try:
-        if info.get("curve_publickey"):
-            public = _bytes(info["curve_publickey"])
-            socket.curve_publickey = public
-            socket.curve_secretkey = _bytes(info["curve_secretkey"])
-            socket.curve_serverkey = public
+        use_curve(socket, info)
         socket.connect(f"tcp://{info['ip']}:{info['hb_port']}")
         await socket.send(b"ping")
         if await socket.poll(int(timeout * 1000)):
@@ -117,6 +113,20 @@ async def heartbeat_answers(info: dict[str, Any], timeout: float) -> bool:
         return False
     finally:
         socket.close()
+
+
+def use_curve(socket: zmq.Socket, info: dict[str, Any], server: bool = False) -> None:
+    """CurveZMQ on ``socket`` when ``info`` carries keys: both ends use the kernel's key
+    pair, as jupyter_client does (the server is the kernel's side)."""
+    if not info.get("curve_publickey"):
+        return
+    public = _bytes(info["curve_publickey"])
+    socket.curve_secretkey = _bytes(info["curve_secretkey"])
+    socket.curve_publickey = public
+    if server:
+        socket.curve_server = True
+    else:
+        socket.curve_serverkey = public
 
 
 def _text(value: Any) -> Any:

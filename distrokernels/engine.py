@@ -657,31 +657,37 @@ class Engine:
             )
         ]
 
-    def collect_orphans(self) -> list[KernelContainer]:
-        """Remove kernel containers and services whose owning process is gone."""
+    def collect_orphans(
+        self, owner_is_gone: Callable[[str], bool] = owners.owner_is_gone
+    ) -> list[KernelContainer]:
+        """Remove kernel containers and services whose owning process is gone.
+
+        ``owner_is_gone`` judges an owner token; a launcher's watchdog, which knows its
+        launcher has died, passes its own judgement.
+        """
         removed = []
         for kernels, remove in (
             (self.kernel_containers(), self.remove_container),
             (self.kernel_services(), self.remove_kernel_service),
         ):
             for kernel in kernels:
-                if owners.owner_is_alive(kernel.labels.get(LABEL_OWNER, "")):
+                if not owner_is_gone(kernel.labels.get(LABEL_OWNER, "")):
                     continue
                 remove(kernel.id)
                 runtime_dir = kernel.labels.get(LABEL_RUNTIME_DIR)
                 if runtime_dir:
                     shutil.rmtree(runtime_dir, ignore_errors=True)
                 removed.append(kernel)
-        self._collect_orphan_secrets()
+        self._collect_orphan_secrets(owner_is_gone)
         return removed
 
-    def _collect_orphan_secrets(self) -> None:
+    def _collect_orphan_secrets(self, owner_is_gone: Callable[[str], bool]) -> None:
         """Secrets of a start that died between creating them and creating its service."""
         for secret in _unless_not_a_manager(
             lambda: self.api.secrets(filters={"label": LABEL_KERNEL_ID})
         ):
             labels = secret["Spec"].get("Labels") or {}
-            if not owners.owner_is_alive(labels.get(LABEL_OWNER, "")):
+            if owner_is_gone(labels.get(LABEL_OWNER, "")):
                 with contextlib.suppress(docker.errors.APIError):  # in use: its service's gc
                     self.api.remove_secret(secret["ID"])
 

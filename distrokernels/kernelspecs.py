@@ -1,8 +1,8 @@
 """Write, read and remove distrokernels' kernelspecs through jupyter_client.
 
-A kernelspec is the whole contract with Jupyter: the in-container argv, signal
-interrupts, the provisioner and its config, and metadata that shows which distro a
-kernel runs without a terminal.
+A kernelspec is the whole contract with Jupyter: the host launcher as argv (for clients
+that ignore provisioners), the in-container command in the provisioner's config, signal
+interrupts, and metadata that shows which distro a kernel runs without a terminal.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from importlib import resources
@@ -22,8 +23,8 @@ from .connection import supports_curve
 from .dockerfiles import KERNEL_PYTHON
 from .errors import InvalidInput, KernelspecExists, KernelspecNotFound
 from .images import KernelImage
+from .provisioner import PROVISIONER_NAME
 
-PROVISIONER_NAME = "distrokernels"
 LOCK_FILE = "kernel.lock"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 
@@ -66,25 +67,59 @@ def banner(image: KernelImage) -> str:
     return f"{image.label('distro')} userland via distrokernels ({image.tag})\n"
 
 
+def launcher_argv(name: str, python: str = sys.executable) -> list[str]:
+    """kernel.json's argv: the host launcher, for clients that run argv themselves.
+
+    ``python`` is the installing environment's interpreter, absolute, so neither PATH nor
+    an activated virtualenv matters. The shell only checks that it still exists, to say
+    what to do instead of a bare "No such file or directory".
+    """
+    return ["/bin/sh", "-c", _LAUNCHER_SCRIPT, python, "--name", name, "-f", "{connection_file}"]
+
+
+_LAUNCHER_SCRIPT = (
+    'if [ -x "$0" ]; then exec "$0" -m distrokernels.launcher "$@"; fi; '
+    'echo "distrokernels: error: kernel $2 runs through $0, which is gone: reinstall '
+    "distrokernels there, or reinstall the kernel from the environment you use now "
+    '(distrokernels install IMAGE --name $2 --replace)" >&2; exit 127'
+)
+
+
+def container_argv(image: KernelImage) -> list[str]:
+    """The kernel's command inside the container, which the provisioner runs."""
+    return [
+        # Absolute: jupyter_client would replace a bare 'python' with the host's.
+        KERNEL_PYTHON,
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        # kernel_info's banner (JupyterLab's "Kernel information") names the userland.
+        f"--InteractiveShell.banner2={banner(image)}",
+    ]
+
+
 def kernelspec_json(
     image: KernelImage,
+    name: str,
     display_name: str,
     config: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The kernel.json for ``image``. Pure, so it is unit-tested as data."""
+    """The kernel.json for ``image``. Pure, so it is unit-tested as data.
+
+    One kernelspec serves both paths: jupyter_client >= 7 hands the start to
+    DistroProvisioner, which runs ``container_argv``; every other client runs ``argv``,
+    the host launcher, which runs the same container through the same provisioner.
+    """
     ipykernel = image.label("ipykernel")
+    config = {
+        "image": image.tag,
+        "image_id": image.id,
+        **(config or {}),
+        "container_argv": container_argv(image),
+    }
     return {
-        # An absolute in-container path: jupyter_client would replace a bare 'python'
-        # with the host's interpreter.
-        "argv": [
-            KERNEL_PYTHON,
-            "-m",
-            "ipykernel_launcher",
-            "-f",
-            "{connection_file}",
-            # kernel_info's banner (JupyterLab's "Kernel information") names the userland.
-            f"--InteractiveShell.banner2={banner(image)}",
-        ],
+        "argv": launcher_argv(name),
         "display_name": display_name,
         "language": "python",
         # ipykernel < 6.2 has no interrupt_request handler; a signal works for all.
@@ -96,7 +131,7 @@ def kernelspec_json(
             **({"supported_encryption": ["curve"]} if supports_curve(ipykernel) else {}),
             "kernel_provisioner": {
                 "provisioner_name": PROVISIONER_NAME,
-                "config": {"image": image.tag, "image_id": image.id, **(config or {})},
+                "config": config,
             },
             "distrokernels": {
                 "distro": image.label("distro"),
@@ -185,7 +220,7 @@ def install(
     manager = KernelSpecManager()
     if not replace:
         refuse_existing(name)
-    spec = kernelspec_json(image, display_name, config)
+    spec = kernelspec_json(image, name, display_name, config)
     with tempfile.TemporaryDirectory(prefix="distrokernels-spec-") as tmp:
         folder = Path(tmp) / name
         folder.mkdir()

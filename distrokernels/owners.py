@@ -11,15 +11,19 @@ import os
 import socket
 from pathlib import Path
 
+_EXITED = {"Z", "X"}  # zombie (exited, not yet reaped by its parent), dead
+
 
 def process_start_time(pid: int) -> str:
-    """The start time of ``pid`` in clock ticks since boot, or '' when it is gone."""
+    """The start time of ``pid`` in clock ticks since boot, or '' when it has exited."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return ""
     # The command name (field 2) may hold spaces and parentheses: split after its ')'.
     fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in _EXITED:  # a killed launcher whose client has not reaped it yet
+        return ""
     return fields[19]
 
 
@@ -40,3 +44,7 @@ def owner_is_alive(token: str) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return True
     return process_start_time(int(pid_text)) == start
+
+
+def owner_is_gone(token: str) -> bool:
+    return not owner_is_alive(token)

@@ -15,6 +15,7 @@ import contextlib
 import fnmatch
 import getpass
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -26,7 +27,7 @@ from typing import Any, TypeVar
 import zmq
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
-from traitlets import Bool, CaselessStrEnum, Float, Int, List, Unicode
+from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
 from . import connection, owners
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
@@ -43,6 +44,7 @@ from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartF
 
 _T = TypeVar("_T")
 
+PROVISIONER_NAME = "distrokernels"  # its entry point in jupyter_client.kernel_provisioners
 HOME = "/home/kernel"
 REMOTE_WORKDIR = "/work"
 _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
@@ -50,6 +52,11 @@ _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
 _FIRST_HEARTBEAT_WAIT = 0.2  # seconds; grows while a TCP kernel does not answer
+_ENGINE_CHECK_INTERVAL = 0.2  # seconds between asking the engine whether a start failed
+MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
+_CAPABILITY = re.compile(r"[A-Z_]{2,32}")
+_CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
 
 _ENGINES: dict[str, Engine] = {}
 _SWEEPS: dict[str, asyncio.Task] = {}  # engine URL -> its running orphan sweep
@@ -128,6 +135,14 @@ def parse_mount(text: str, local: bool = True) -> str:
     return f"{host}:{container}:{mode}"
 
 
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Refuse a kernelspec config as every kernel start would: the traits' own checks."""
+    try:
+        DistroProvisioner(**config)
+    except TraitError as error:
+        raise InvalidInput(str(error), "fix that value in kernel.json, or reinstall") from error
+
+
 def exposes_engine(path: str) -> bool:
     """Whether mounting ``path`` would put the engine's socket inside the container."""
     real = os.path.realpath(path)
@@ -190,6 +205,73 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         help="On a remote engine: the named volume that is the working folder, at /work "
         "(default: distrokernels-work-<user>).",
     ).tag(config=True)
+    container_argv = List(
+        Unicode(),
+        help="The kernel's command inside the container ({connection_file} is replaced). "
+        "kernel.json's argv is the host launcher, for clients that ignore provisioners; "
+        "empty: argv itself (kernelspecs written before the launcher existed).",
+    ).tag(config=True)
+
+    # --- the checks every kernelspec gets, whether written by `install` or by hand ------
+
+    @validate("cpus")
+    def _check_cpus(self, proposal: Any) -> float | None:
+        cpus = proposal["value"]
+        if cpus is not None and cpus <= 0:
+            raise InvalidInput(f"cpus {cpus} must be positive", "pass e.g. --cpus 1.5")
+        return cpus
+
+    @validate("memory")
+    def _check_memory(self, proposal: Any) -> str | None:
+        memory = proposal["value"]
+        if memory is not None and not _MEMORY.fullmatch(memory):
+            raise InvalidInput(
+                f"memory {memory[:40]!r} is not a size", "pass e.g. --memory 2g or 512m"
+            )
+        return memory
+
+    @validate("pids_limit")
+    def _check_pids_limit(self, proposal: Any) -> int:
+        if proposal["value"] < MIN_PIDS_LIMIT:
+            raise InvalidInput(
+                f"pids_limit {proposal['value']} (below {MIN_PIDS_LIMIT}) leaves no room for "
+                "a kernel",
+                "raise --pids-limit",
+            )
+        return proposal["value"]
+
+    @validate("cap_add")
+    def _check_cap_add(self, proposal: Any) -> list[str]:
+        for capability in proposal["value"]:
+            if not _CAPABILITY.fullmatch(capability):
+                raise InvalidInput(f"{capability[:40]!r} is not a capability", "e.g. CHOWN")
+        return proposal["value"]
+
+    @validate("mounts")
+    def _check_mounts(self, proposal: Any) -> list[str]:
+        local = not remote_address(self.docker_host)
+        return [parse_mount(mount, local) for mount in proposal["value"]]
+
+    @validate("constraints")
+    def _check_constraints(self, proposal: Any) -> list[str]:
+        if proposal["value"] and self.backend != "swarm":
+            raise InvalidInput("constraints place swarm services", "add --backend swarm")
+        for constraint in proposal["value"]:
+            if not _CONSTRAINT.fullmatch(constraint):
+                raise InvalidInput(
+                    f"{constraint[:80]!r} is not a placement constraint",
+                    "write it as Docker does, e.g. node.labels.gpu==1 or node.role!=manager",
+                )
+        return proposal["value"]
+
+    @validate("network_mode")
+    def _check_network_mode(self, proposal: Any) -> str:
+        if proposal["value"] != "bridge" and self.uses_tcp:
+            raise InvalidInput(
+                f"a kernel reached over TCP cannot use network mode {proposal['value']!r}",
+                "install it with --network bridge",
+            )
+        return proposal["value"]
 
     runtime_dir: str | None = None
     _backend: KernelBackend | None = None
@@ -248,7 +330,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             # a restart keeps the ones it had.
             km.transport = "tcp"
             cmd = connection.wrap_command(
-                km.format_kernel_cmd(extra_arguments=extra_arguments), km.connection_file
+                self.container_command(extra_arguments), km.connection_file
             )
         else:
             km.transport, km.ip = "ipc", os.path.join(self.runtime_dir, "k")
@@ -256,9 +338,15 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 jupyter_session=kwargs.get("env", {}).get("JPY_SESSION_NAME", "")
             )
             self.connection_info = km.get_connection_info()
-            cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
+            cmd = self.container_command(extra_arguments)
         _collect_orphans_in_background(self.docker_host)
         return await super().pre_launch(cmd=cmd, **kwargs)
+
+    def container_command(self, extra_arguments: list[str]) -> list[str]:
+        """The in-container command, whatever kernel.json's argv (the host launcher) says."""
+        template = list(self.container_argv or self.kernel_spec.argv) + list(extra_arguments)
+        connection_file = self.parent.connection_file
+        return [arg.replace("{connection_file}", connection_file) for arg in template]
 
     def _encrypts(self, policy: str) -> bool:
         """TCP: always when the kernel can (else opt in to plaintext). IPC in the private
@@ -299,14 +387,9 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         assert self.runtime_dir is not None
         uid, gid = (0, 0) if self.run_as_root else (os.getuid(), os.getgid())
         local = not self._on_remote_engine
-        binds = [parse_mount(mount, local) for mount in self.mounts]
+        binds = list(self.mounts)  # checked and normalized when the trait was set
         files, ports = {}, {}
         if self.uses_tcp:
-            if self.network_mode != "bridge":
-                raise KernelStartFailed(
-                    f"a kernel reached over TCP cannot use network mode {self.network_mode!r}",
-                    "reinstall it with --network bridge",
-                )
             files = {
                 connection.DELIVERED_FILE: connection.kernel_side(self.parent.get_connection_info())
             }
@@ -420,7 +503,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 state = await self._on_backend(lambda backend: backend.state())
                 if state is None or not state.running:
                     await self._fail_start(*_why_stopped(state))
-                next_check = loop.time() + 0.2
+                next_check = loop.time() + _ENGINE_CHECK_INTERVAL
             if loop.time() > deadline:
                 await self._fail_start(f"was not ready in {self.launch_timeout:.0f} s")
             await asyncio.sleep(interval)

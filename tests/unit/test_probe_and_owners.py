@@ -1,6 +1,8 @@
 """Parsing the probe's output, and owner tokens for garbage collection (no engine)."""
 
 import socket
+import subprocess
+import time
 
 from distrokernels import owners
 from distrokernels.probe import parse_probe_output
@@ -54,3 +56,15 @@ def test_owner_with_other_start_time_is_dead_even_if_pid_is_reused():
 def test_owner_on_another_host_is_never_collected():
     assert owners.owner_is_alive(f"not-{socket.gethostname()}:1:1")
     assert owners.owner_is_alive("garbage")
+
+
+def test_a_killed_owner_not_yet_reaped_by_its_parent_is_dead():
+    child = subprocess.Popen(["sleep", "30"])
+    token = f"{socket.gethostname()}:{child.pid}:{owners.process_start_time(child.pid)}"
+    assert owners.owner_is_alive(token)
+    child.kill()
+    deadline = time.monotonic() + 10
+    while owners.owner_is_alive(token) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not owners.owner_is_alive(token)  # a zombie until the wait below
+    assert child.wait(timeout=5) == -9

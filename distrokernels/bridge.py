@@ -1,0 +1,173 @@
+"""Relay a client's five endpoints to a kernel's own, message for message.
+
+A client that launches kernels itself (VS Code, jupyter_client 6) writes a connection
+file with the transport, address and ports it chose. The kernel container does not use
+them: it runs exactly as the provisioner runs it, on IPC sockets in the private runtime
+folder (so it needs no network and opens no port), or over CurveZMQ TCP on a swarm
+node. The launcher binds the client's endpoints, on loopback only, and this bridge
+relays between the two sides in libzmq's own proxy: C code, one thread per channel,
+without the GIL, whole messages moved without copying or re-signing them (both sides
+share the client's HMAC key).
+
+Routing works through the proxy as it does for a direct connection: a ROUTER in front
+keeps the client's identity in the envelope, and the kernel addresses replies to that
+envelope. The kernel sends stdin's input_request to the envelope of the shell request
+that asked for input, so the shell and stdin relays connect under one routing id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import zmq
+import zmq.asyncio
+
+from .connection import use_curve
+from .errors import InvalidInput
+
+# channel -> (the client-facing socket type, the kernel-facing socket type)
+CHANNELS = {
+    "shell": (zmq.ROUTER, zmq.DEALER),
+    "control": (zmq.ROUTER, zmq.DEALER),
+    "stdin": (zmq.ROUTER, zmq.DEALER),
+    "hb": (zmq.ROUTER, zmq.DEALER),
+    "iopub": (zmq.XPUB, zmq.XSUB),
+}
+_ROUTING_ID = b"distrokernels-bridge"
+_counter = itertools.count()
+
+
+def endpoint(info: dict[str, Any], channel: str) -> str:
+    """A channel's zmq address in connection info: tcp://ip:port or ipc://ip-port."""
+    port = info[f"{channel}_port"]
+    if info.get("transport", "tcp") == "ipc":
+        return f"ipc://{info['ip']}-{port}"
+    return f"tcp://{info['ip']}:{port}"
+
+
+def check_client_info(info: dict[str, Any]) -> None:
+    """Refuse a connection file the bridge cannot honour, in one line."""
+    missing = [f"{channel}_port" for channel in CHANNELS if f"{channel}_port" not in info]
+    missing += [key for key in ("ip", "key") if key not in info]
+    if missing:
+        raise InvalidInput(
+            f"the connection file lacks {', '.join(missing)}",
+            "let the notebook client write it (it passes it as {connection_file})",
+        )
+    transport = info.get("transport", "tcp")
+    if transport not in ("tcp", "ipc"):
+        raise InvalidInput(f"transport {transport!r} is not tcp or ipc", "fix the client")
+    if transport == "tcp" and not _is_loopback(info["ip"]):
+        raise InvalidInput(
+            f"the connection file asks for address {info['ip']}: a distro kernel is only "
+            "served on loopback",
+            "let the client use 127.0.0.1 (its default)",
+        )
+
+
+def _is_loopback(address: str) -> bool:
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Relay:
+    thread: threading.Thread
+    stop: zmq.Socket  # the main thread's end of the proxy's control pair
+
+
+class Bridge:
+    """The client's endpoints bound, the kernel's connected, a proxy per channel.
+
+    ``listen`` first, as soon as the launcher starts: the client's sockets connect while
+    the container starts and its first requests wait in the bridge, instead of the
+    client retrying its connections every 100 ms. ``connect`` once the kernel runs.
+    """
+
+    def __init__(self, client_info: dict[str, Any]) -> None:
+        check_client_info(client_info)
+        self.client_info = client_info
+        self.context = zmq.Context()
+        self._fronts: dict[str, zmq.Socket] = {}
+        self._relays: list[_Relay] = []
+        self._sockets: list[zmq.Socket] = []
+
+    def listen(self) -> None:
+        """Bind the client's five endpoints."""
+        for channel, (front_type, _) in CHANNELS.items():
+            front = self._socket(front_type)
+            if front_type == zmq.XPUB:
+                front.setsockopt(zmq.XPUB_VERBOSE, 1)  # every client's subscription
+            use_curve(front, self.client_info, server=True)
+            address = endpoint(self.client_info, channel)
+            try:
+                front.bind(address)
+            except zmq.ZMQError as error:
+                raise InvalidInput(
+                    f"cannot listen on {address}: {error}",
+                    "another process holds that port; let the client choose free ports",
+                ) from error
+            self._fronts[channel] = front
+
+    def connect(self, kernel_info: dict[str, Any]) -> None:
+        """Connect to the kernel's endpoints and relay each channel."""
+        backs = {}
+        for channel, (_, back_type) in CHANNELS.items():
+            back = self._socket(back_type)
+            if back_type == zmq.DEALER:
+                back.routing_id = _ROUTING_ID
+            use_curve(back, kernel_info)
+            back.connect(endpoint(kernel_info, channel))
+            backs[channel] = back
+        # The kernel's end of a connection closes when its process exits, crash or not.
+        monitor = backs["hb"].get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._disconnects = zmq.asyncio.Socket.from_socket(monitor)
+        self._sockets.append(self._disconnects)
+        for channel, back in backs.items():
+            self._relays.append(self._relay(channel, self._fronts[channel], back))
+
+    async def kernel_disconnected(self) -> None:
+        """Returns when the kernel's side of the heartbeat drops: it has (likely) exited."""
+        await self._disconnects.recv_multipart()
+
+    def _socket(self, kind: int) -> zmq.Socket:
+        socket = self.context.socket(kind)
+        socket.linger = 0
+        self._sockets.append(socket)
+        return socket
+
+    def _relay(self, channel: str, front: zmq.Socket, back: zmq.Socket) -> _Relay:
+        address = f"inproc://distrokernels-bridge-{channel}-{next(_counter)}"
+        control = self._socket(zmq.PAIR)
+        control.bind(address)
+        stop = self._socket(zmq.PAIR)
+        stop.connect(address)
+
+        def run() -> None:
+            # Returns when told TERMINATE; ContextTerminated only if close() was skipped.
+            with contextlib.suppress(zmq.ContextTerminated):
+                zmq.proxy_steerable(front, back, None, control)
+
+        thread = threading.Thread(target=run, name=f"bridge-{channel}", daemon=True)
+        thread.start()
+        return _Relay(thread, stop)
+
+    def close(self) -> None:
+        """Stop the relays, then close every socket: the client sees its kernel go."""
+        for relay in self._relays:
+            relay.stop.send(b"TERMINATE")
+        for relay in self._relays:
+            relay.thread.join(timeout=5)
+        for socket in self._sockets:
+            socket.close(linger=0)
+        self.context.term()
+        self._relays, self._sockets = [], []

@@ -1,0 +1,227 @@
+"""The host launcher: kernel.json's argv, for notebook clients that ignore provisioners.
+
+VS Code's Jupyter extension, jupyter_client 6 (classic Notebook 6, old nbconvert) and
+editors that launch kernels directly read kernel.json, write a connection file with the
+transport, address and ports they chose, and run argv as their own child process:
+
+    python -m distrokernels.launcher --name KERNELSPEC -f CONNECTION_FILE
+
+The launcher starts the kernel through DistroProvisioner, under a jupyter_client
+KernelManager of its own, so it is the very container a provisioner-aware Jupyter would
+run (image by id, your uid:gid, this process's working folder, the environment
+allowlist, limits, capabilities, labels with this process as owner) after the very same
+checks of the kernelspec. bridge.py then serves the client's endpoints, on loopback
+only, and relays them to the kernel. The launcher stays in the foreground for the
+kernel's life and behaves like the local kernel process the client expects:
+
+- SIGINT interrupts the running cell (a signal to the container, as the provisioner
+  sends it);
+- SIGTERM and SIGHUP stop the kernel (shutdown_request, then SIGTERM, then SIGKILL)
+  and remove its container;
+- when the kernel exits (shutdown_request, a crash), the container is removed and the
+  launcher exits with the kernel's exit status;
+- when the launcher itself is SIGKILLed, a watchdog process outside the client's
+  process tree sees its pipe close and removes the container; `distrokernels gc`
+  collects it too, should the watchdog have died with it.
+
+Errors are one line on stderr (clients show a kernel's stderr) and an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from . import owners
+from .errors import DistroKernelsError, InvalidInput
+
+_WATCHDOG_SWEEPS = 2  # a container whose creation was in flight is there by the second
+_WATCHDOG_SWEEP_GAP = 2.0  # seconds
+_KERNEL_POLL_INTERVAL = 5.0  # seconds: the fallback when no disconnect is reported
+_EXIT_AFTER_DISCONNECT = 2.0  # seconds the engine may take to report a kernel's exit
+_DONE = "done"
+
+
+class Watchdog:
+    """A process that removes this launcher's kernel if the launcher dies first.
+
+    Forked before any thread exists, in a new session (a client that kills the
+    launcher's process group or tree does not reach it). It holds the read end of a
+    pipe whose write end only the launcher has: end of file means the launcher is gone.
+    The launcher writes the engine URLs to sweep, and "done" once it has cleaned up.
+    """
+
+    def __init__(self, write_fd: int) -> None:
+        self._pipe = os.fdopen(write_fd, "w", buffering=1)
+
+    @classmethod
+    def spawn(cls) -> Watchdog:
+        token = owners.current_owner()
+        read_fd, write_fd = os.pipe()
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the forked processes
+            try:
+                os.setsid()
+                if os.fork() == 0:
+                    os.close(write_fd)
+                    _watch(read_fd, token)
+            finally:
+                os._exit(0)
+        os.close(read_fd)
+        os.waitpid(child, 0)
+        return cls(write_fd)
+
+    def watch(self, docker_host: str) -> None:
+        """Sweep this engine if the launcher dies (before the kernel is created on it)."""
+        self._pipe.write(f"url {docker_host}\n")
+
+    def release(self) -> None:
+        """The launcher cleaned up itself: nothing left to do."""
+        self._pipe.write(f"{_DONE}\n")
+        self._pipe.close()
+
+
+def _watch(read_fd: int, launcher: str) -> None:  # pragma: no cover - a forked process
+    """Wait for the launcher to go; then remove what it owned. Never returns."""
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):  # the client waits for EOF on the kernel's stdout and stderr
+        os.dup2(devnull, fd)
+    os.closerange(3, read_fd)
+    os.closerange(read_fd + 1, os.sysconf("SC_OPEN_MAX"))
+    received = b""
+    while chunk := os.read(read_fd, 4096):
+        received += chunk
+    lines = received.decode(errors="replace").splitlines()
+    if _DONE not in lines:
+        from .engine import Engine
+
+        for sweep in range(_WATCHDOG_SWEEPS):
+            if sweep:
+                time.sleep(_WATCHDOG_SWEEP_GAP)
+            for url in {line[4:] for line in lines if line.startswith("url ")}:
+                # Nobody to tell about a failure here: `gc` is the fallback.
+                with contextlib.suppress(Exception):
+                    Engine.connect(url).collect_orphans(lambda owner: owner == launcher)
+    os._exit(0)
+
+
+def read_connection_file(path: str) -> dict[str, Any]:
+    try:
+        with open(path) as file:
+            info = json.load(file)
+    except (OSError, ValueError) as error:
+        raise InvalidInput(f"cannot read the connection file {path}: {error}", "") from error
+    if not isinstance(info, dict):
+        raise InvalidInput(f"the connection file {path} is not a JSON object", "")
+    return info
+
+
+async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int:
+    """Start the kernel, serve the client's connection file, wait for the end."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import AsyncKernelManager
+
+    from .bridge import Bridge
+    from .provisioner import PROVISIONER_NAME
+
+    client_info = read_connection_file(connection_file)
+    bridge = Bridge(client_info)
+    manager = AsyncKernelManager(kernel_name=name)
+    try:
+        spec = manager.kernel_spec
+    except NoSuchKernel as error:
+        raise InvalidInput(
+            f"no kernelspec named {name!r} on the Jupyter path", "see `jupyter kernelspec list`"
+        ) from error
+    provisioner = spec.metadata.get("kernel_provisioner", {})
+    if provisioner.get("provisioner_name") != PROVISIONER_NAME:
+        # Otherwise jupyter_client would run argv, which is this launcher, again.
+        raise InvalidInput(
+            f"kernelspec {name!r} no longer names the distrokernels provisioner",
+            "reinstall it: distrokernels install IMAGE --replace",
+        )
+    manager.session.key = str(client_info["key"]).encode()
+    manager.session.signature_scheme = client_info.get("signature_scheme", "hmac-sha256")
+    watchdog.watch(provisioner.get("config", {}).get("docker_host", ""))
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    interrupts: list[asyncio.Task] = []
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    # An interrupt before the kernel runs has nothing to interrupt.
+    loop.add_signal_handler(signal.SIGINT, lambda: None)
+
+    status = None
+    try:
+        bridge.listen()
+        await manager.start_kernel(cwd=os.getcwd(), env=dict(os.environ))
+        bridge.connect(manager.get_connection_info())
+        loop.add_signal_handler(
+            signal.SIGINT,
+            lambda: interrupts.append(loop.create_task(manager.interrupt_kernel())),
+        )
+        status = await _until_exit_or_stop(manager, bridge, stop)
+    finally:
+        bridge.close()
+        if not manager.has_kernel:
+            pass  # the start failed, and the provisioner removed what it had made
+        elif status is None:  # SIGTERM, SIGHUP, or an error here: stop the kernel
+            await manager.shutdown_kernel()
+        else:
+            await manager.cleanup_resources()
+        watchdog.release()
+    return status if status is not None else 0
+
+
+async def _until_exit_or_stop(manager: Any, bridge: Any, stop: asyncio.Event) -> int | None:
+    """The kernel's exit status once it exits; None when a signal asks to stop it."""
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        while not stopped.done():
+            disconnected = asyncio.ensure_future(bridge.kernel_disconnected())
+            await asyncio.wait(
+                {stopped, disconnected},
+                timeout=_KERNEL_POLL_INTERVAL,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            disconnected.cancel()
+            if disconnected.done():  # the engine reports the exit a little after
+                with contextlib.suppress(asyncio.TimeoutError):
+                    exited = manager.provisioner.wait()
+                    return int(await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT))
+            elif (status := await manager.provisioner.poll()) is not None:
+                return int(status)
+        return None
+    finally:
+        stopped.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m distrokernels.launcher",
+        description="Run a distro kernel for a client that launches kernel.json's argv.",
+    )
+    parser.add_argument("--name", required=True, help="the kernelspec")
+    parser.add_argument("-f", dest="connection_file", required=True, help="connection file")
+    args = parser.parse_args(argv)
+    watchdog = Watchdog.spawn()
+    try:
+        return asyncio.run(run_kernel(args.name, args.connection_file, watchdog))
+    except DistroKernelsError as error:
+        print(f"distrokernels: error: {error}", file=sys.stderr, flush=True)
+        return error.exit_code
+    except Exception as error:  # a hand-edited kernelspec's TraitError, and the like
+        print(f"distrokernels: error: kernel {args.name!r}: {error}", file=sys.stderr, flush=True)
+        return InvalidInput.exit_code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
