@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -69,6 +70,19 @@ def suite_kernels(engine) -> dict[str, subprocess.CompletedProcess]:
             pytest.fail(f"{base} is missing: dev/test bootstraps it (DK_BASES)")
         installs[base] = run_cli("install", base, "--replace")
     return installs
+
+
+def variant_kernelspec(installed_kernel: str, name: str, change) -> str:
+    """Install a copy of the kernelspec with ``change`` applied to its JSON (a hand edit)."""
+    manager = KernelSpecManager()
+    source = Path(manager.get_kernel_spec(installed_kernel).resource_dir)
+    spec = json.loads((source / "kernel.json").read_text())
+    spec["argv"][spec["argv"].index("--name") + 1] = name  # the launcher reads this copy
+    change(spec)
+    target = Path(os.environ["JUPYTER_DATA_DIR"], "kernels", name)
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "kernel.json").write_text(json.dumps(spec))
+    return name
 
 
 def kernel_containers(engine: Engine, kernel_id: str) -> list:

@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 
 import pytest
-from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
 from distrokernels.errors import KernelStartFailed
 
-from .conftest import execute, kernel_containers
+from .conftest import execute, kernel_containers, variant_kernelspec
 
 
 def test_installed_kernel_is_listed_by_jupyter(installed_kernel):
@@ -117,25 +116,15 @@ async def test_host_environment_does_not_leak_into_the_kernel(installed_kernel, 
     assert "PATH" in output  # the image's own environment, not the host's
 
 
-def _variant_kernelspec(installed_kernel: str, name: str, change) -> str:
-    """Install a copy of the kernelspec with ``change`` applied to its JSON."""
-    manager = KernelSpecManager()
-    source = Path(manager.get_kernel_spec(installed_kernel).resource_dir)
-    spec = json.loads((source / "kernel.json").read_text())
-    change(spec)
-    target = Path(os.environ["JUPYTER_DATA_DIR"], "kernels", name)
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "kernel.json").write_text(json.dumps(spec))
-    return name
-
-
 async def test_container_exiting_during_start_fails_at_once_with_its_output(
     installed_kernel, engine, tmp_path
 ):
     def crash(spec):
-        spec["argv"] = [spec["argv"][0], "-c", "print('kernel exploded'); raise SystemExit(3)"]
+        config = spec["metadata"]["kernel_provisioner"]["config"]
+        python = config["container_argv"][0]
+        config["container_argv"] = [python, "-c", "print('kernel exploded'); raise SystemExit(3)"]
 
-    name = _variant_kernelspec(installed_kernel, "dk-test-crashing", crash)
+    name = variant_kernelspec(installed_kernel, "dk-test-crashing", crash)
     manager = AsyncKernelManager(kernel_name=name)
     started = time.monotonic()
     with pytest.raises(KernelStartFailed) as caught:
@@ -152,7 +141,7 @@ async def test_deleted_image_fails_start_with_a_reinstall_hint(installed_kernel,
         config["image"] = "distrokernels/deleted:0"
         config["image_id"] = ""
 
-    name = _variant_kernelspec(installed_kernel, "dk-test-no-image", gone)
+    name = variant_kernelspec(installed_kernel, "dk-test-no-image", gone)
     manager = AsyncKernelManager(kernel_name=name)
     with pytest.raises(KernelStartFailed) as caught:
         await manager.start_kernel(cwd=str(tmp_path))

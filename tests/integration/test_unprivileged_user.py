@@ -20,8 +20,10 @@ USER = "dk-tester"
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path("/tmp/dk-tester-venv")
 
+CODE = "import os; open('owned.txt', 'w'); print('UID', os.getuid(), os.getcwd())"
+
 SCRIPT = textwrap.dedent(
-    """
+    f"""
     import asyncio, os, sys
     from jupyter_client.manager import AsyncKernelManager
 
@@ -35,13 +37,40 @@ SCRIPT = textwrap.dedent(
         def hook(message):
             if message["msg_type"] == "stream":
                 out.append(message["content"]["text"])
-        code = "import os; open('owned.txt', 'w'); print('UID', os.getuid(), os.getcwd())"
-        await client.execute_interactive(code, output_hook=hook, timeout=60)
+        await client.execute_interactive({CODE!r}, output_hook=hook, timeout=60)
         client.stop_channels()
         await manager.shutdown_kernel()
         print("".join(out), end="")
 
     asyncio.run(main())
+    """
+)
+
+# As VS Code starts a kernel: kernel.json's argv as a child, on a TCP connection file.
+ARGV_SCRIPT = textwrap.dedent(
+    f"""
+    import os, subprocess, sys, tempfile
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.connect import write_connection_file
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    argv = KernelSpecManager().get_kernel_spec(sys.argv[1]).argv
+    path, _ = write_connection_file(os.path.join(tempfile.mkdtemp(), "k.json"), ip="127.0.0.1")
+    process = subprocess.Popen(
+        [arg.replace("{{connection_file}}", path) for arg in argv], cwd=sys.argv[2]
+    )
+    client = BlockingKernelClient(connection_file=path)
+    client.load_connection_file()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    out = []
+    def hook(message):
+        if message["msg_type"] == "stream":
+            out.append(message["content"]["text"])
+    client.execute_interactive({CODE!r}, output_hook=hook, timeout=60)
+    client.shutdown()
+    print("".join(out), end="")
+    print("EXIT", process.wait(timeout=30))
     """
 )
 
@@ -108,13 +137,24 @@ def test_user_in_docker_group_runs_a_swarm_kernel_owning_its_files(user_env, swa
     assert_kernel_runs_as_user(account, work, "swarm-12")
 
 
-def assert_kernel_runs_as_user(account, work: Path, kernel_name: str) -> None:
+def assert_kernel_runs_as_user(
+    account, work: Path, kernel_name: str, script: str = SCRIPT, tail: tuple[str, ...] = ()
+) -> None:
     (work / "owned.txt").unlink(missing_ok=True)
-    run = as_user(account, "python", "-c", SCRIPT, kernel_name, str(work))
+    run = as_user(account, "python", "-c", script, kernel_name, str(work))
     assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["UID", str(account.pw_uid), str(work)]
+    assert run.stdout.split() == ["UID", str(account.pw_uid), str(work), *tail]
     made = (work / "owned.txt").stat()
     assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)
+
+
+def test_user_in_docker_group_runs_a_kernel_through_argv_as_vs_code_does(user_env, engine):
+    account, work = user_env
+    install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
+    assert install.returncode == 0, install.stderr
+    before = {container.id for container in engine.kernel_containers()}
+    assert_kernel_runs_as_user(account, work, "distro-debian-12", ARGV_SCRIPT, ("EXIT", "0"))
+    assert {container.id for container in engine.kernel_containers()} <= before
 
 
 def test_user_outside_docker_group_is_told_how_to_get_access(user_env):

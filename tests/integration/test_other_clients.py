@@ -1,0 +1,347 @@
+"""Clients that ignore provisioners: they run kernel.json's argv themselves.
+
+VS Code's Jupyter extension writes a TCP connection file on 127.0.0.1 with ports it
+chose, substitutes it into argv, runs argv as its child in the notebook's folder,
+interrupts with SIGINT and ends with shutdown_request, SIGTERM or SIGKILL. These tests
+do exactly that with the installed kernelspec, and drive jupyter_client 6.1.12's
+KernelManager (no provisioner support) from a virtualenv of its own.
+"""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+from jupyter_client.blocking import BlockingKernelClient
+from jupyter_client.connect import write_connection_file
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
+
+from distrokernels.engine import LABEL_OWNER, LABEL_RUNTIME_DIR
+from distrokernels.errors import InvalidInput
+
+from .conftest import run_cli, variant_kernelspec
+
+JC6_VENV = Path("/tmp/distrokernels-jupyter-client-6")
+GONE_WITHIN = 10  # seconds: a SIGKILLed launcher's container
+
+
+def launched_containers(engine, pid: int) -> list:
+    """The kernel containers whose owner is the launcher process ``pid``."""
+    return [
+        c
+        for c in engine.kernel_containers()
+        if c.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]
+    ]
+
+
+def wait_until(condition, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+class Launched:
+    """A kernel started as VS Code starts it: argv as a child, a client on its file."""
+
+    def __init__(self, kernel_name: str, cwd: Path, connection_dir: Path) -> None:
+        spec = KernelSpecManager().get_kernel_spec(kernel_name)
+        self.connection_file, _ = write_connection_file(
+            str(connection_dir / f"kernel-{kernel_name}.json"), ip="127.0.0.1", transport="tcp"
+        )
+        argv = [arg.replace("{connection_file}", self.connection_file) for arg in spec.argv]
+        self.process = subprocess.Popen(
+            argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.client = BlockingKernelClient(connection_file=self.connection_file)
+        self.client.load_connection_file()
+        self.client.start_channels()
+
+    def ready(self) -> dict:
+        self.client.wait_for_ready(timeout=60)
+        return self.client.kernel_info(reply=True, timeout=30)["content"]
+
+    def run(self, code: str, timeout: float = 60, **kwargs) -> str:
+        chunks: list[str] = []
+
+        def collect(message):
+            if message["msg_type"] == "stream":
+                chunks.append(message["content"]["text"])
+
+        reply = self.client.execute_interactive(
+            code, output_hook=collect, timeout=timeout, **kwargs
+        )
+        assert reply["content"]["status"] == "ok", reply["content"]
+        return "".join(chunks)
+
+    def close(self) -> None:
+        self.client.stop_channels()
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.communicate(timeout=30)
+
+
+@pytest.fixture
+def launch(tmp_path):
+    launched: list[Launched] = []
+
+    def start(kernel_name: str, cwd: Path) -> Launched:
+        launched.append(Launched(kernel_name, cwd, tmp_path))
+        return launched[-1]
+
+    yield start
+    for each in launched:
+        each.close()
+
+
+@pytest.fixture(scope="module")
+def no_network_kernel(installed_kernel) -> str:
+    def no_network(spec):
+        spec["metadata"]["kernel_provisioner"]["config"]["network_mode"] = "none"
+
+    return variant_kernelspec(installed_kernel, "dk-test-no-network", no_network)
+
+
+@pytest.mark.parametrize("network", ["bridge", "none"])
+def test_a_client_running_argv_gets_the_distro_kernel_as_if_it_were_local(
+    network, installed_kernel, no_network_kernel, launch, engine, tmp_path
+):
+    kernel_name = installed_kernel if network == "bridge" else no_network_kernel
+    work = tmp_path / "notebooks"
+    work.mkdir()
+    kernel = launch(kernel_name, work)
+    assert kernel.ready()["status"] == "ok"
+
+    (container,) = launched_containers(engine, kernel.process.pid)
+    inspect = engine.api.inspect_container(container.id)
+    assert inspect["HostConfig"]["NetworkMode"] == network
+    assert not inspect["NetworkSettings"]["Ports"]  # nothing published by the engine
+    listening = [
+        c.laddr.ip
+        for c in psutil.Process(kernel.process.pid).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
+    assert len(listening) == 5 and all(ip.startswith("127.") for ip in listening), listening
+    assert sorted(c.laddr.port for c in psutil.Process(kernel.process.pid).net_connections(
+        kind="inet") if c.status == psutil.CONN_LISTEN) == sorted(
+        port for key, port in json.loads(Path(kernel.connection_file).read_text()).items()
+        if key.endswith("_port")
+    )  # fmt: skip
+
+    out = kernel.run(
+        "import os; print(open('/etc/os-release').read()); print('CWD', os.getcwd()); "
+        "open('written.txt', 'w').write('x')"
+    )
+    assert 'VERSION_ID="12"' in out and "ID=debian" in out
+    assert f"CWD {work}" in out
+    written = (work / "written.txt").stat()
+    assert (written.st_uid, written.st_gid) == (os.getuid(), os.getgid())
+
+    # stdin: input_request reaches the client that asked, through the relay
+    kernel.client.execute("name = input('who? ')", allow_stdin=True)
+    request = kernel.client.get_stdin_msg(timeout=30)
+    assert request["content"]["prompt"] == "who? "
+    kernel.client.input("ada")
+    kernel.client.get_shell_msg(timeout=30)
+    assert kernel.run("print(name)") == "ada\n"
+
+    # 50 MB of output arrives intact
+    big = kernel.run(
+        "import hashlib; data = ''.join(chr(65 + i % 26) for i in range(50_000_000)); "
+        "print(hashlib.sha256(data.encode()).hexdigest()); print(data, end='')",
+        timeout=120,
+    )
+    digest, data = big.split("\n", 1)
+    assert len(data) == 50_000_000
+    assert hashlib.sha256(data.encode()).hexdigest() == digest
+
+    # SIGINT to the launcher interrupts the running cell, as VS Code interrupts
+    msg_id = kernel.client.execute("import time; time.sleep(30)")
+    time.sleep(1)
+    interrupted = time.monotonic()
+    kernel.process.send_signal(signal.SIGINT)
+    reply = kernel.client.get_shell_msg(timeout=10)
+    assert reply["parent_header"]["msg_id"] == msg_id
+    assert reply["content"]["ename"] == "KeyboardInterrupt"
+    assert time.monotonic() - interrupted < 2
+    assert kernel.run("print('still here')") == "still here\n"
+
+    # shutdown_request ends the kernel; the launcher exits with it and leaves nothing
+    kernel.client.shutdown()
+    assert kernel.process.wait(timeout=30) == 0
+    assert launched_containers(engine, kernel.process.pid) == []
+
+
+def test_a_sigkilled_launcher_leaves_no_container(installed_kernel, launch, engine, tmp_path):
+    kernel = launch(installed_kernel, tmp_path)
+    kernel.ready()
+    assert len(launched_containers(engine, kernel.process.pid)) == 1
+    kernel.process.kill()  # not reaped yet: a client may take its time
+    assert wait_until(lambda: not launched_containers(engine, kernel.process.pid), GONE_WITHIN)
+
+
+def test_gc_collects_the_container_when_launcher_and_watchdog_both_died(
+    installed_kernel, launch, engine, tmp_path
+):
+    kernel = launch(installed_kernel, tmp_path)
+    kernel.ready()
+    launcher = psutil.Process(kernel.process.pid)
+    (watchdog,) = [
+        process for process in psutil.process_iter(["cmdline"])
+        if process.info["cmdline"] == launcher.cmdline() and process.pid != launcher.pid
+    ]  # fmt: skip
+    assert os.getsid(watchdog.pid) != os.getsid(launcher.pid)  # outside the client session
+    watchdog.kill()
+    kernel.process.kill()
+    kernel.process.wait(timeout=10)
+    assert len(launched_containers(engine, kernel.process.pid)) == 1
+    gc = run_cli("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert launched_containers(engine, kernel.process.pid) == []
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_the_kernel_and_remove_its_container(
+    signum, installed_kernel, launch, engine, tmp_path
+):
+    kernel = launch(installed_kernel, tmp_path)
+    kernel.ready()
+    (container,) = launched_containers(engine, kernel.process.pid)
+    runtime_dir = Path(container.labels[LABEL_RUNTIME_DIR])
+    assert runtime_dir.is_dir()
+    kernel.process.send_signal(signum)
+    kernel.process.wait(timeout=30)
+    assert launched_containers(engine, kernel.process.pid) == []
+    assert not runtime_dir.exists()
+
+
+@pytest.fixture(scope="module")
+def jupyter_client_6() -> Path:
+    """A virtualenv with jupyter_client 6.1.12, which knows no provisioners."""
+    python = JC6_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(JC6_VENV)], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "jupyter_client==6.1.12"], check=True)
+    version = subprocess.run(
+        [python, "-c", "import jupyter_client; print(jupyter_client.__version__)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert version.stdout.strip() == "6.1.12"
+    return python
+
+
+JC6_SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name=sys.argv[1])
+    manager.start_kernel(cwd=sys.argv[2])
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+
+    def run(code):
+        out = []
+        def hook(message):
+            if message["msg_type"] in ("stream", "error"):
+                out.append(message["content"].get("text") or message["content"]["ename"])
+        client.execute_interactive(code, output_hook=hook, timeout=60)
+        return "".join(out).strip()
+
+    print("cwd", run("import os; kept = 1; print(os.getcwd())"))
+    client.execute("import time; time.sleep(30)")
+    time.sleep(1)
+    manager.interrupt_kernel()
+    print("interrupt", client.get_shell_msg(timeout=10)["content"]["ename"])
+    manager.restart_kernel()
+    client.wait_for_ready(timeout=60)
+    print("after restart", run("print('kept' in dir())"))
+    manager.shutdown_kernel()
+    print("alive", manager.is_alive())
+    client.stop_channels()
+    """
+)
+
+
+def test_jupyter_client_6_starts_interrupts_restarts_and_shuts_down_a_distro_kernel(
+    installed_kernel, jupyter_client_6, engine, tmp_path
+):
+    before = {c.id for c in engine.kernel_containers()}
+    result = subprocess.run(
+        [jupyter_client_6, "-c", JC6_SCRIPT, installed_kernel, str(tmp_path)],
+        capture_output=True, text=True, timeout=300, env=dict(os.environ),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        f"cwd {tmp_path}",
+        "interrupt KeyboardInterrupt",
+        "after restart False",
+        "alive False",
+    ]
+    # jupyter_client 6 SIGKILLs a kernel that is slow to go; the watchdog removes it then.
+    assert wait_until(lambda: {c.id for c in engine.kernel_containers()} <= before, GONE_WITHIN)
+
+
+HAND_EDITS = {
+    "cpus": ({"cpus": -1}, "cpus -1.0 must be positive"),
+    "engine-socket": (
+        {"mounts": ["/var/run:/host-run"]},
+        "would hand the kernel the Docker engine",
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(HAND_EDITS))
+async def test_a_hand_edited_kernelspec_is_refused_on_both_paths_with_the_cli_message(
+    edit, installed_kernel, launch, engine, tmp_path
+):
+    change, message = HAND_EDITS[edit]
+
+    def hand_edit(spec):
+        spec["metadata"]["kernel_provisioner"]["config"].update(change)
+
+    name = variant_kernelspec(installed_kernel, f"dk-test-edited-{edit}", hand_edit)
+    with pytest.raises(InvalidInput, match=message):
+        await AsyncKernelManager(kernel_name=name).start_kernel(cwd=str(tmp_path))
+    kernel = launch(name, tmp_path)
+    assert kernel.process.wait(timeout=30) == 2
+    stderr = kernel.process.stderr.read()
+    assert stderr.count("\n") == 1 and message in stderr, stderr
+    cli = subprocess.run(
+        [sys.executable, "-m", "distrokernels", "install", "debian:bookworm", "--name", "x",
+         *(["--cpus", "-1"] if edit == "cpus" else ["--mount", "/var/run:/host-run"])],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert cli.returncode == 2
+    assert message in cli.stderr
+
+
+def test_the_launcher_fails_in_one_line_when_its_image_or_engine_is_gone(
+    installed_kernel, launch, tmp_path
+):
+    def gone(spec):
+        config = spec["metadata"]["kernel_provisioner"]["config"]
+        config["image"], config["image_id"] = "distrokernels/deleted:0", ""
+
+    no_image = launch(variant_kernelspec(installed_kernel, "dk-test-gone", gone), tmp_path)
+    assert no_image.process.wait(timeout=30) == 10
+    stderr = no_image.process.stderr.read()
+    assert stderr.count("\n") == 1 and "distrokernels install debian:bookworm --replace" in stderr
+
+    def no_engine(spec):
+        spec["metadata"]["kernel_provisioner"]["config"]["docker_host"] = "unix:///nonexistent"
+
+    down = launch(variant_kernelspec(installed_kernel, "dk-test-down", no_engine), tmp_path)
+    assert down.process.wait(timeout=30) == 3
+    assert "the Docker engine is not reachable" in down.process.stderr.read()
