@@ -7,11 +7,12 @@ Progress goes to stderr, results to stdout. Any DistroKernelsError becomes one l
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
 
-from . import __version__, bootstrap, images, installer, kernelspecs, locks, usage
+from . import __version__, bootstrap, images, installer, kernelspecs, locks, references, usage
 from .distros import OsRelease
 from .dockerfiles import plan_layer
 from .engine import Engine
@@ -97,19 +98,63 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_images(args: argparse.Namespace) -> int:
-    kernels = kernelspecs.installed_kernels()
-    report = usage.disk_usage(Engine.connect(), kernels)
+    """Per engine a kernelspec names: sizes per kernel, and what no reference holds."""
+    kernels_json: list[dict] = []
+    engines_json: list[dict] = []
+    rows = []
+    for url, kernels in _kernels_by_engine().items():
+        engine = _connect(url)
+        if engine is None:
+            rows += [[k.name, "", "", "", "", "engine down", url] for k in kernels]
+            continue
+        report = usage.disk_usage(engine, kernels)
+        loose = references.unreferenced(engine)
+        where = url or "default"
+        for k in report.kernels:
+            kernels_json.append({**dataclasses.asdict(k), "engine": where})
+            sizes = (k.base, k.dependency, k.extras, k.shared)
+            rows.append([k.name, *(_mb(v) for v in sizes), k.status, where])
+        engines_json.append(
+            {
+                "engine": where,
+                "total": report.total,
+                "unreferenced_images": loose.names,
+                "unreferenced_bytes": loose.unique_bytes,
+            }
+        )
     if args.json:
-        print(json.dumps(report.as_dict(), indent=2))
+        total = sum(entry["total"] for entry in engines_json)
+        print(json.dumps({"kernels": kernels_json, "total": total, "engines": engines_json}))
         return 0
-    header = ["NAME", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS"]
-    rows = [
-        [k.name, *(_mb(v) for v in (k.base, k.dependency, k.extras, k.shared)), k.status]
-        for k in report.kernels
-    ]
+    header = ["NAME", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS", "ENGINE"]
     print(_table(header, rows))
-    print(f"total on disk, shared layers counted once: {_mb(report.total)}")
+    for entry in engines_json:
+        print(
+            f"{entry['engine']}: {_mb(entry['total'])} on disk for the installed kernels, shared "
+            f"layers counted once; {_mb(entry['unreferenced_bytes'])} in "
+            f"{len(entry['unreferenced_images'])} unreferenced image(s) (distrokernels gc --images)"
+        )
     return 0
+
+
+def _kernels_by_engine() -> dict[str, list[kernelspecs.InstalledKernel]]:
+    """The installed distro kernels per engine URL; the default engine ('') always."""
+    grouped: dict[str, list[kernelspecs.InstalledKernel]] = {"": []}
+    for kernel in kernelspecs.installed_kernels():
+        grouped.setdefault(kernel.docker_host, []).append(kernel)
+    return grouped
+
+
+def _connect(url: str) -> Engine | None:
+    """The engine at ``url``; None for an unreachable named engine (the default one's
+    error is the command's error)."""
+    try:
+        return Engine.connect(url)
+    except EngineUnavailable as error:
+        if not url:
+            raise
+        _say(f"skipped {url}: {error}")
+        return None
 
 
 def _mb(size: int) -> str:
@@ -151,46 +196,49 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    engines: dict[str, Engine | None] = {}
     rows = []
-    for kernel in kernelspecs.installed_kernels():
-        url = kernel.docker_host
-        if url not in engines:
-            try:
-                engines[url] = Engine.connect(url)
-            except EngineUnavailable:
-                engines[url] = None
-        engine = engines[url]
-        if engine is None:
-            status = "engine down"
-        else:
-            status = "built" if engine.find_image(kernel.image) else "missing"
-        backend = kernel.config.get("backend", "docker")
-        rows.append(
-            {
-                "name": kernel.name,
-                "display_name": kernel.spec.get("display_name", ""),
-                "distro": kernel.info.get("distro", ""),
-                "python": kernel.info.get("python", ""),
-                "ipykernel": kernel.info.get("ipykernel", ""),
-                "image": kernel.image,
-                "status": status,
-                "runs_on": f"{'swarm' if backend == 'swarm' else 'engine'} {url or '(default)'}",
-                "image_in_registry": kernel.config.get("pushed_image", ""),
-                "limits": " ".join(
-                    f"{key}={kernel.config[key]}"
-                    for key in ("memory", "cpus", "pids_limit", "cap_add", "run_as_root")
-                    if key in kernel.config
-                ),
-                "path": kernel.resource_dir,
-            }
-        )
+    for url, kernels in _kernels_by_engine().items():
+        try:
+            engine: Engine | None = Engine.connect(url)
+        except EngineUnavailable:
+            engine = None
+        if engine is not None:
+            references.reconcile(engine, kernels)
+        for kernel in kernels:
+            if engine is None:
+                status = "engine down"
+            else:
+                status = "built" if engine.find_image(kernel.image) else "missing"
+            rows.append(_list_row(kernel, status))
+    rows.sort(key=lambda row: row["name"])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     columns = ["name", "display_name", "distro", "python", "image", "status", "runs_on", "limits"]
     print(_table([c.upper() for c in columns], [[str(row[c]) for c in columns] for row in rows]))
     return 0
+
+
+def _list_row(kernel: kernelspecs.InstalledKernel, status: str) -> dict[str, str]:
+    backend = kernel.config.get("backend", "docker")
+    return {
+        "name": kernel.name,
+        "display_name": kernel.spec.get("display_name", ""),
+        "distro": kernel.info.get("distro", ""),
+        "python": kernel.info.get("python", ""),
+        "ipykernel": kernel.info.get("ipykernel", ""),
+        "image": kernel.image,
+        "status": status,
+        "runs_on": f"{'swarm' if backend == 'swarm' else 'engine'} "
+        f"{kernel.docker_host or '(default)'}",
+        "image_in_registry": kernel.config.get("pushed_image", ""),
+        "limits": " ".join(
+            f"{key}={kernel.config[key]}"
+            for key in ("memory", "cpus", "pids_limit", "cap_add", "run_as_root")
+            if key in kernel.config
+        ),
+        "path": kernel.resource_dir,
+    }
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
@@ -228,24 +276,46 @@ def cmd_remove(args: argparse.Namespace) -> int:
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
     if args.image:
-        removed = Engine.connect(kernel.docker_host).remove_image(kernel.image)
-        _say(f"{'removed' if removed else 'no'} image {kernel.image}")
+        engine = Engine.connect(kernel.docker_host)
+        mine = _kernels_by_engine().get(kernel.docker_host, [])
+        released = references.release(engine, kernel, mine)
+        if released.removed:
+            _say(f"removed image {released.image}")
+        elif released.users is not None:
+            _say(f"kept image {released.image}: still used by {released.users.describe()}")
+        else:
+            _say(f"no image {released.image}")
     return 0
 
 
 def cmd_gc(args: argparse.Namespace) -> int:
     """On the default engine, and on every other engine an installed kernel runs on."""
-    removed = Engine.connect().collect_orphans()
-    for url in sorted({kernel.docker_host for kernel in kernelspecs.installed_kernels()}):
-        if url:
-            try:
-                removed += Engine.connect(url).collect_orphans()
-            except EngineUnavailable as error:
-                _say(f"skipped {url}: {error}")
+    removed = []
+    for url, kernels in _kernels_by_engine().items():
+        engine = _connect(url)
+        if engine is None:
+            continue
+        references.reconcile(engine, kernels)
+        removed += engine.collect_orphans()
+        if args.images:
+            _collect_images(engine, url or "the default engine", args.dry_run)
     for kernel in removed:
         print(f"removed {kernel.name} (kernel {kernel.labels.get('distrokernels.kernel-id')})")
     _say(f"{len(removed)} orphaned kernel container(s) or service(s) removed")
     return 0
+
+
+def _collect_images(engine: Engine, where: str, dry_run: bool) -> None:
+    """Kernel images that no reference and no container uses (after the orphans went)."""
+    found = references.unreferenced(engine)
+    verb = "would remove" if dry_run else "removed"
+    freed = found.unique_bytes if dry_run else references.collect(engine, found)
+    for name in found.names:
+        print(f"{verb} image {name} on {where}")
+    _say(
+        f"{where}: {len(found.images)} unreferenced image(s) {verb}, "
+        f"{_mb(freed)} {'to reclaim' if dry_run else 'reclaimed'}"
+    )
 
 
 def cmd_dockerfile(args: argparse.Namespace) -> int:
@@ -378,6 +448,10 @@ def build_parser() -> argparse.ArgumentParser:
     copy.set_defaults(run=cmd_copy)
 
     gc = commands.add_parser("gc", help="remove containers whose Jupyter server is gone")
+    gc.add_argument(
+        "--images", action="store_true", help="also remove kernel images nothing references"
+    )
+    gc.add_argument("--dry-run", action="store_true", help="with --images: only list them")
     gc.set_defaults(run=cmd_gc)
 
     dockerfile = commands.add_parser("dockerfile", help="print the Dockerfile install builds")

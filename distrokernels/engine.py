@@ -359,15 +359,41 @@ class Engine:
 
     @_engine_errors
     def remove_image(self, reference: str) -> bool:
+        """Remove a tag (the image goes with its last tag); False when it is not there,
+        or when a container still uses the image: the engine then keeps both."""
         try:
             self.api.remove_image(reference)
         except docker.errors.ImageNotFound:
             return False
+        except docker.errors.APIError as error:
+            if error.status_code != _CONFLICT:
+                raise
+            return False
         return True
+
+    @_engine_errors
+    def tag_image(self, image_id: str, reference: str) -> None:
+        repository, tag = _split_tag(reference)
+        self.api.tag(image_id, repository, tag, force=True)
 
     @_engine_errors
     def images_labelled(self, label: str) -> list[dict[str, Any]]:
         return self.api.images(filters={"label": label})
+
+    @_engine_errors
+    def containers_using(self, image_id: str) -> int:
+        """Containers, running or not, made from the image or from an image built on it."""
+        return len(self.api.containers(all=True, filters={"ancestor": image_id}))
+
+    @_engine_errors
+    def layers_size(self) -> int:
+        """Bytes the engine's image layers take, each layer counted once."""
+        return int(self.api.df().get("LayersSize") or 0)
+
+    @_engine_errors
+    def image_sizes(self) -> list[dict[str, Any]]:
+        """Every image's Id, Size and SharedSize (bytes in layers other images have too)."""
+        return self.api.df().get("Images") or []
 
     # --- kernel containers --------------------------------------------------------
 
@@ -459,7 +485,7 @@ class Engine:
         try:
             self.api.kill(container_id, signal=int(signum))
         except docker.errors.APIError as error:
-            if error.status_code in (404, 409):
+            if error.status_code in (_NOT_FOUND, _CONFLICT):
                 return False
             raise
         return True
@@ -478,7 +504,7 @@ class Engine:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as error:
-            if error.status_code != 409:  # removal already in progress
+            if error.status_code != _CONFLICT:  # removal already in progress
                 raise
 
     @_engine_errors
@@ -737,6 +763,8 @@ def task_ports(port_status: dict[str, Any]) -> dict[int, int]:
 
 
 _NOT_A_MANAGER = 503  # the engine's answer to swarm calls when it manages no swarm
+_CONFLICT = 409  # e.g. removing the last tag of an image a container uses
+_NOT_FOUND = 404
 
 
 def _unless_not_a_manager(listing: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import connection, images, kernelspecs
+from . import connection, images, kernelspecs, references
 from .engine import Engine, remote_address
 from .errors import InvalidInput
 
@@ -73,6 +73,16 @@ def install_kernel(
         progress(f"pushed {config['pushed_image']}")
     name = name or kernelspecs.default_name(image)
     display_name = display_name or kernelspecs.default_display_name(image)
+    sharing = [
+        kernel
+        for kernel in kernelspecs.installed_kernels()
+        if kernel.docker_host == docker_host and kernel.image == image.tag and kernel.name != name
+    ]
+    if options.rebuild and sharing:
+        progress(
+            f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
+            + ", ".join(kernel.name for kernel in sharing)
+        )
     folder = kernelspecs.install(
         image,
         name,
@@ -85,5 +95,9 @@ def install_kernel(
         user=user,
         prefix=prefix,
         replace=replace,
+    )
+    # This kernelspec's reference, and those of kernelspecs from before references.
+    references.reconcile(
+        engine, [k for k in kernelspecs.installed_kernels() if k.docker_host == docker_host]
     )
     return Installed(name, display_name, folder, base)

@@ -7,7 +7,7 @@ with different extras on one base share the dependency layer too.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 from .engine import LABEL, Engine
 from .kernelspecs import InstalledKernel
@@ -28,9 +28,6 @@ class KernelUsage:
 class UsageReport:
     kernels: list[KernelUsage]
     total: int  # every distinct tier once
-
-    def as_dict(self) -> dict:
-        return {"kernels": [asdict(k) for k in self.kernels], "total": self.total}
 
 
 def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:

@@ -17,6 +17,7 @@ import pytest
 from .conftest import BASE
 
 USER = "dk-tester"
+SECOND_USER = "dk-tester2"
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path("/tmp/dk-tester-venv")
 
@@ -82,24 +83,30 @@ def _need_root():
         pytest.fail("runuser and useradd are needed to test as an unprivileged user")
 
 
-@pytest.fixture(scope="module")
-def user_env(engine, base_image):
-    """A user in the docker group, and a venv of this checkout they can execute."""
+def _docker_user(name: str) -> tuple[pwd.struct_passwd, Path]:
+    """A user in the docker group, with a notebook folder of their own."""
     _need_root()
     try:
-        pwd.getpwnam(USER)
+        pwd.getpwnam(name)
     except KeyError:
-        subprocess.run(["useradd", "--create-home", "--groups", "docker", USER], check=True)
-    subprocess.run(["usermod", "--append", "--groups", "docker", USER], check=True)
-    if not (VENV / "bin" / "python").exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
-    # A copy of this checkout (not editable: the user may not reach the repository).
-    subprocess.run([VENV / "bin" / "pip", "install", "-q", str(REPO)], check=True)
-    account = pwd.getpwnam(USER)
+        subprocess.run(["useradd", "--create-home", "--groups", "docker", name], check=True)
+    subprocess.run(["usermod", "--append", "--groups", "docker", name], check=True)
+    account = pwd.getpwnam(name)
     work = Path(account.pw_dir) / "notebooks"
     work.mkdir(exist_ok=True)
     os.chown(work, account.pw_uid, account.pw_gid)
     (work / "owned.txt").unlink(missing_ok=True)
+    return account, work
+
+
+@pytest.fixture(scope="module")
+def user_env(engine, base_image):
+    """A user in the docker group, and a venv of this checkout they can execute."""
+    account, work = _docker_user(USER)
+    if not (VENV / "bin" / "python").exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
+    # A copy of this checkout (not editable: the user may not reach the repository).
+    subprocess.run([VENV / "bin" / "pip", "install", "-q", str(REPO)], check=True)
     return account, work
 
 
@@ -111,7 +118,16 @@ def as_user(account, *command: str, timeout: float = 600) -> subprocess.Complete
         "LANG": "C.UTF-8",
     }
     return subprocess.run(
-        ["runuser", "-u", USER, "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *command],
+        [
+            "runuser",
+            "-u",
+            account.pw_name,
+            "--",
+            "env",
+            "-i",
+            *(f"{k}={v}" for k, v in env.items()),
+            *command,
+        ],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -168,3 +184,18 @@ def test_user_outside_docker_group_is_told_how_to_get_access(user_env):
     assert result.returncode == 0  # listing works without the engine
     assert gc.returncode == 3
     assert "docker' group" in gc.stderr
+
+
+@pytest.mark.security
+def test_one_users_remove_cannot_break_another_users_kernel(user_env):
+    """Both install the same request (one image on the shared engine); the first removes
+    their kernel with its image: the second's kernel still runs."""
+    first, _ = user_env
+    second, work = _docker_user(SECOND_USER)
+    for account in (first, second):
+        install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
+        assert install.returncode == 0, install.stderr
+    removed = as_user(first, "distrokernels", "remove", "distro-debian-12", "--image")
+    assert removed.returncode == 0, removed.stderr
+    assert "kept image" in removed.stderr and "references of other users" in removed.stderr
+    assert_kernel_runs_as_user(second, work, "distro-debian-12")

@@ -1,0 +1,177 @@
+"""Which kernelspecs still want an image: references that every user of an engine sees.
+
+Kernel images are content-addressed: every kernelspec installed from one request names
+the same tag (``distrokernels/debian-12:<lock digest>``), on an engine that all users of
+the machine share. So no kernelspec owns "its" image, and deleting the tag would break
+every other kernelspec, of every user, that names it. Instead each kernelspec holds a
+reference of its own, a tag on the image it runs:
+
+    distrokernels-ref/<host>-u<uid>:<kernelspec name>
+
+Tags are what the engine lets anyone add to an existing image and list for everyone, so
+each user sees the others' references without reading their kernelspecs. An image is
+deleted only when no reference and no container (running or not) uses it:
+``remove --image`` drops one reference and deletes only what is then unused, and
+``gc --images`` deletes every distrokernels image nobody references.
+
+``reconcile`` keeps this user's references true to their kernelspecs: each points at the
+image its kernelspec's tag names now (after a ``--rebuild`` too). It runs on install,
+list, remove and gc, so kernelspecs installed before references existed gain theirs then.
+A kernelspec deleted by hand, not by ``distrokernels remove``, leaves its reference: it may
+be on another Jupyter path, and keeping an image is the safe mistake.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine import LABEL, Engine
+from .kernelspecs import InstalledKernel
+
+REF_REPOSITORY = "distrokernels-ref"
+CONTENT_REPOSITORY = "distrokernels/"  # the content tags the kernelspecs name
+_KERNEL_IMAGES = f"{LABEL}.slug"  # every image distrokernels built carries it
+_MAX_PARENTS = 16  # a kernel image's parent chain: extras, seal, dependency stages
+
+
+def owner_key() -> str:
+    """'vm-u1000': this user on this host, as a repository path component."""
+    host = re.sub(r"[^a-z0-9]+", "-", socket.gethostname().lower()).strip("-") or "host"
+    return f"{host}-u{os.getuid()}"
+
+
+def reference(kernelspec_name: str) -> str:
+    return f"{REF_REPOSITORY}/{owner_key()}:{kernelspec_name}"
+
+
+@dataclass(frozen=True)
+class ImageUsers:
+    """Who still uses an image."""
+
+    mine: list[str]  # kernelspec names of this user
+    others: int  # references of other users (or of this user on other hosts)
+    containers: int
+
+    @property
+    def anyone(self) -> bool:
+        return bool(self.mine or self.others or self.containers)
+
+    def describe(self) -> str:
+        parts = []
+        if self.mine:
+            parts.append(f"your kernel{'s' if len(self.mine) > 1 else ''} {', '.join(self.mine)}")
+        if self.others:
+            parts.append(f"{self.others} reference{'s' if self.others > 1 else ''} of other users")
+        if self.containers:
+            parts.append(f"{self.containers} container{'s' if self.containers > 1 else ''}")
+        return ", ".join(parts)
+
+
+def _references(tags: Iterable[str]) -> list[str]:
+    return [tag for tag in tags if tag.startswith(f"{REF_REPOSITORY}/")]
+
+
+def users_of(engine: Engine, image: dict[str, Any]) -> ImageUsers:
+    mine_prefix = f"{REF_REPOSITORY}/{owner_key()}:"
+    references = _references(image.get("RepoTags") or [])
+    mine = sorted(tag[len(mine_prefix) :] for tag in references if tag.startswith(mine_prefix))
+    return ImageUsers(mine, len(references) - len(mine), engine.containers_using(image["Id"]))
+
+
+def reconcile(engine: Engine, kernels: list[InstalledKernel]) -> None:
+    """Each of ``kernels`` (this user's, on ``engine``) holds a reference to the image its
+    tag names now. References of kernelspecs this process does not see are left alone:
+    they may live on another Jupyter path (another virtualenv's --sys-prefix)."""
+    for kernel in kernels:
+        image = engine.find_image(kernel.image)
+        if image is not None and reference(kernel.name) not in (image.get("RepoTags") or []):
+            engine.tag_image(image["Id"], reference(kernel.name))  # moves it, after a rebuild
+
+
+@dataclass(frozen=True)
+class Released:
+    image: str
+    removed: bool
+    users: ImageUsers | None = None  # why it was kept
+
+
+def release(engine: Engine, removed: InstalledKernel, kernels: list[InstalledKernel]) -> Released:
+    """After ``removed``'s kernelspec is gone: drop its reference, and delete its image
+    only if nobody else uses it. ``kernels``: this user's kernelspecs on ``engine``."""
+    image = engine.find_image(reference(removed.name)) or engine.find_image(removed.image)
+    reconcile(engine, kernels)
+    engine.remove_image(reference(removed.name))
+    if image is None:
+        return Released(removed.image, False)
+    image = engine.find_image(image["Id"])
+    if image is None:  # that reference was the image's last tag
+        return Released(removed.image, True)
+    users = users_of(engine, image)
+    if users.anyone:
+        return Released(removed.image, False, users)
+    for tag in image.get("RepoTags") or []:
+        engine.remove_image(tag)  # the last tag takes the image with it
+    return Released(removed.image, engine.find_image(image["Id"]) is None)
+
+
+@dataclass
+class Unreferenced:
+    """Kernel images no reference and no container uses, and what deleting them frees."""
+
+    images: list[dict[str, Any]] = field(default_factory=list)
+    unique_bytes: int = 0  # layers no other image has
+
+    @property
+    def names(self) -> list[str]:
+        return [_name(image) for image in self.images]
+
+
+def unreferenced(engine: Engine) -> Unreferenced:
+    images = engine.images_labelled(_KERNEL_IMAGES)
+    wanted: set[str] = set()
+    for image in images:
+        if _references(image.get("RepoTags") or []) or engine.containers_using(image["Id"]):
+            wanted |= _with_parents(engine, image["Id"])
+    found = Unreferenced([image for image in images if image["Id"] not in wanted])
+    if found.images:
+        sizes = {entry["Id"]: entry for entry in engine.image_sizes()}
+        found.unique_bytes = sum(
+            max(sizes.get(image["Id"], {}).get("Size", 0)
+                - max(sizes.get(image["Id"], {}).get("SharedSize", 0), 0), 0)
+            for image in found.images
+        )  # fmt: skip
+    return found
+
+
+def _with_parents(engine: Engine, image_id: str) -> set[str]:
+    """The image and the stages it was built on: a wanted image keeps them all."""
+    chain = set()
+    current: str = image_id
+    for _ in range(_MAX_PARENTS):
+        if not current or current in chain:
+            break
+        chain.add(current)
+        data = engine.find_image(current)
+        current = (data or {}).get("Parent", "")
+    return chain
+
+
+def collect(engine: Engine, found: Unreferenced) -> int:
+    """Delete the unreferenced images; the bytes the engine's layers shrank by."""
+    before = engine.layers_size()
+    for image in found.images:
+        for tag in image.get("RepoTags") or []:
+            engine.remove_image(tag)
+        if engine.find_image(image["Id"]) is not None:  # untagged: only its id names it
+            engine.remove_image(image["Id"])
+    return max(before - engine.layers_size(), 0)
+
+
+def _name(image: dict[str, Any]) -> str:
+    tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+    return tags[0] if tags else image["Id"][:19]
