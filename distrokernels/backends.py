@@ -83,7 +83,7 @@ class ContainerBackend(KernelBackend):
     def state(self) -> KernelState | None:
         assert self.id is not None
         state = self.engine.container_state(self.id)
-        return state and KernelState(state.running, state.exit_code)
+        return None if state is None else KernelState(state.running, state.exit_code)
 
     def endpoint(self) -> Endpoint | None:
         assert self.id is not None

@@ -21,6 +21,7 @@ import contextlib
 import ipaddress
 import itertools
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,7 +43,7 @@ _ROUTING_ID = b"distrokernels-bridge"
 _counter = itertools.count()
 
 
-def endpoint(info: dict[str, Any], channel: str) -> str:
+def endpoint(info: Mapping[str, Any], channel: str) -> str:
     """A channel's zmq address in connection info: tcp://ip:port or ipc://ip-port."""
     port = info[f"{channel}_port"]
     if info.get("transport", "tcp") == "ipc":
@@ -82,7 +83,7 @@ def _is_loopback(address: str) -> bool:
 @dataclass
 class _Relay:
     thread: threading.Thread
-    stop: zmq.Socket  # the main thread's end of the proxy's control pair
+    stop: zmq.Socket[bytes]  # the main thread's end of the proxy's control pair
 
 
 class Bridge:
@@ -97,9 +98,10 @@ class Bridge:
         check_client_info(client_info)
         self.client_info = client_info
         self.context = zmq.Context()
-        self._fronts: dict[str, zmq.Socket] = {}
+        self._fronts: dict[str, zmq.Socket[bytes]] = {}
         self._relays: list[_Relay] = []
-        self._sockets: list[zmq.Socket] = []
+        self._sockets: list[zmq.Socket[bytes]] = []
+        self._disconnects: zmq.asyncio.Socket | None = None  # the kernel's hb disconnects
 
     def listen(self) -> None:
         """Bind the client's five endpoints."""
@@ -118,7 +120,7 @@ class Bridge:
                 ) from error
             self._fronts[channel] = front
 
-    def connect(self, kernel_info: dict[str, Any]) -> None:
+    def connect(self, kernel_info: Mapping[str, Any]) -> None:
         """Connect to the kernel's endpoints and relay each channel."""
         backs = {}
         for channel, (_, back_type) in CHANNELS.items():
@@ -131,21 +133,21 @@ class Bridge:
         # The kernel's end of a connection closes when its process exits, crash or not.
         monitor = backs["hb"].get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._disconnects = zmq.asyncio.Socket.from_socket(monitor)
-        self._sockets.append(self._disconnects)
         for channel, back in backs.items():
             self._relays.append(self._relay(channel, self._fronts[channel], back))
 
     async def kernel_disconnected(self) -> None:
         """Returns when the kernel's side of the heartbeat drops: it has (likely) exited."""
+        assert self._disconnects is not None, "connect() first"
         await self._disconnects.recv_multipart()
 
-    def _socket(self, kind: int) -> zmq.Socket:
+    def _socket(self, kind: int) -> zmq.Socket[bytes]:
         socket = self.context.socket(kind)
         socket.linger = 0
         self._sockets.append(socket)
         return socket
 
-    def _relay(self, channel: str, front: zmq.Socket, back: zmq.Socket) -> _Relay:
+    def _relay(self, channel: str, front: zmq.Socket[bytes], back: zmq.Socket[bytes]) -> _Relay:
         address = f"inproc://distrokernels-bridge-{channel}-{next(_counter)}"
         control = self._socket(zmq.PAIR)
         control.bind(address)
@@ -169,5 +171,7 @@ class Bridge:
             relay.thread.join(timeout=5)
         for socket in self._sockets:
             socket.close(linger=0)
+        if self._disconnects is not None:
+            self._disconnects.close(linger=0)
         self.context.term()
-        self._relays, self._sockets = [], []
+        self._relays, self._sockets, self._disconnects = [], [], None

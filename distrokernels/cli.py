@@ -11,6 +11,7 @@ import dataclasses
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from . import __version__, bootstrap, images, installer, kernelspecs, locks, references, usage
 from .distros import OsRelease
@@ -99,8 +100,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_images(args: argparse.Namespace) -> int:
     """Per engine a kernelspec names: sizes per kernel, and what no reference holds."""
-    kernels_json: list[dict] = []
-    engines_json: list[dict] = []
+    kernels_json: list[dict[str, Any]] = []
+    engines_json: list[dict[str, Any]] = []
     rows = []
     for url, kernels in _kernels_by_engine().items():
         engine = _connect(url)
@@ -161,7 +162,7 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _provisioner_config(args: argparse.Namespace) -> dict:
+def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
     """The kernelspec's provisioner config, checked by the provisioner's own traits."""
     options = {
         "network_mode": args.network,
@@ -474,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        code: int = args.run(args)
+        return code
     except DistroKernelsError as error:
         print(f"distrokernels: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import json
 import shlex
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import zmq
 import zmq.asyncio
+from jupyter_client.connect import KernelConnectionInfo
 
 from .errors import KernelStartFailed, PlaintextRefused
 
@@ -67,14 +69,16 @@ def choose_encryption(ipykernel_version: str, allow_plaintext: bool, policy: str
     return False
 
 
-def kernel_side(info: dict[str, Any]) -> bytes:
+def kernel_side(info: Mapping[str, Any]) -> bytes:
     """The kernel's connection file: all interfaces, the fixed in-container ports."""
     kernel = {key: _text(value) for key, value in info.items() if not key.endswith("_port")}
     kernel.update(KERNEL_PORTS, ip="0.0.0.0", transport="tcp")
     return json.dumps(kernel, indent=1).encode()
 
 
-def client_side(info: dict[str, Any], address: str, published: dict[int, int]) -> dict[str, Any]:
+def client_side(
+    info: Mapping[str, Any], address: str, published: dict[int, int]
+) -> KernelConnectionInfo:
     """What Jupyter connects to: the node's address and the ports published there."""
     missing = [port for port in KERNEL_PORTS.values() if port not in published]
     if missing:
@@ -84,7 +88,7 @@ def client_side(info: dict[str, Any], address: str, published: dict[int, int]) -
         )
     client = dict(info, ip=address, transport="tcp")
     client.update({name: published[port] for name, port in KERNEL_PORTS.items()})
-    return client
+    return cast(KernelConnectionInfo, client)
 
 
 def wrap_command(cmd: list[str], connection_file: str) -> list[str]:
@@ -94,7 +98,7 @@ def wrap_command(cmd: list[str], connection_file: str) -> list[str]:
     return ["/bin/sh", "-c", copy + shlex.join(argv)]
 
 
-async def heartbeat_answers(info: dict[str, Any], timeout: float) -> bool:
+async def heartbeat_answers(info: Mapping[str, Any], timeout: float) -> bool:
     """One ping on the kernel's heartbeat: True once the kernel answers.
 
     A published port accepts connections before the kernel binds it, so only an
@@ -115,7 +119,7 @@ async def heartbeat_answers(info: dict[str, Any], timeout: float) -> bool:
         socket.close()
 
 
-def use_curve(socket: zmq.Socket, info: dict[str, Any], server: bool = False) -> None:
+def use_curve(socket: zmq.Socket[Any], info: Mapping[str, Any], server: bool = False) -> None:
     """CurveZMQ on ``socket`` when ``info`` carries keys: both ends use the kernel's key
     pair, as jupyter_client does (the server is the kernel's side)."""
     if not info.get("curve_publickey"):

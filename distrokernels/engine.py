@@ -180,7 +180,8 @@ class Engine:
         if not reference:
             return None
         try:
-            return self.api.inspect_image(reference)
+            image: dict[str, Any] = self.api.inspect_image(reference)
+            return image
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as error:
@@ -258,7 +259,7 @@ class Engine:
         image = self.find_image(reference)
         if image is None:
             raise ImageNotFound(f"importing {tarball} did not create {reference}: {result}")
-        return image["Id"]
+        return str(image["Id"])
 
     @_engine_errors
     def build(
@@ -353,7 +354,7 @@ class Engine:
                     f"{image} cannot run /bin/sh ({errors.strip()[-200:]})",
                     "distrokernels needs an image with a shell; use a distro base image",
                 )
-            return output
+            return str(output)
         finally:
             self.api.remove_container(container, force=True)
 
@@ -378,7 +379,8 @@ class Engine:
 
     @_engine_errors
     def images_labelled(self, label: str) -> list[dict[str, Any]]:
-        return self.api.images(filters={"label": label})
+        images: list[dict[str, Any]] = self.api.images(filters={"label": label})
+        return images
 
     @_engine_errors
     def containers_using(self, image_id: str) -> int:
@@ -437,7 +439,7 @@ class Engine:
         except docker.errors.APIError:
             self.api.remove_container(container_id, force=True)
             raise
-        return container_id
+        return str(container_id)
 
     @_engine_errors
     def published_ports(self, container_id: str) -> dict[int, int]:
@@ -493,7 +495,8 @@ class Engine:
     @_engine_errors
     def container_logs(self, container_id: str, tail: int = 20) -> str:
         try:
-            return self.api.logs(container_id, tail=tail).decode(errors="replace")
+            logs: bytes = self.api.logs(container_id, tail=tail)
+            return logs.decode(errors="replace")
         except docker.errors.NotFound:
             return ""
 
@@ -598,7 +601,7 @@ class Engine:
             service = self.api.create_service(
                 template, name=c.name, labels=c.labels, endpoint_spec=endpoint
             )
-        return service["ID"]
+        return str(service["ID"])
 
     @_engine_errors
     def kernel_task(self, service_id: str) -> KernelTask | None:
@@ -629,7 +632,7 @@ class Engine:
     def node_address(self, node_id: str) -> str:
         """The address a swarm node advertises (what Jupyter connects to)."""
         try:
-            return self.api.inspect_node(node_id)["Status"].get("Addr", "")
+            return str(self.api.inspect_node(node_id)["Status"].get("Addr", ""))
         except docker.errors.NotFound:
             return ""
 

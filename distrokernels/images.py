@@ -179,7 +179,7 @@ def _fingerprint() -> str:
 
     modules = (dockerfiles, recipes, wheels, locks)
     material = __version__ + Path(__file__).read_text()
-    material += "".join(Path(module.__file__).read_text() for module in modules)
+    material += "".join(Path(str(module.__file__)).read_text() for module in modules)
     return hashlib.sha256(material.encode()).hexdigest()
 
 
@@ -215,7 +215,7 @@ def build_kernel_image(
     network = "none" if options.source.offline else None
     with tempfile.TemporaryDirectory(prefix="distrokernels-build-") as tmp:
         dependency = _dependency_image(engine, base, options, Path(tmp), network, progress)
-    image, extra_wheels = dependency, []
+    image, extra_wheels = dependency, list[Wheel]()
     if options.extras:
         with tempfile.TemporaryDirectory(prefix="distrokernels-extras-") as tmp:
             image, extra_wheels = _extras_image(

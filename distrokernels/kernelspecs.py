@@ -169,22 +169,26 @@ class InstalledKernel:
 
     @property
     def config(self) -> dict[str, Any]:
-        return self.spec.get("metadata", {}).get("kernel_provisioner", {}).get("config", {})
+        config: dict[str, Any] = (
+            self.spec.get("metadata", {}).get("kernel_provisioner", {}).get("config", {})
+        )
+        return config
 
     @property
     def image(self) -> str:
         """The tag the kernel runs: content-addressed (the lock digest), so it stays exact
         even when a rebuild of the same content gives the image a new id."""
-        return self.config.get("image") or self.config.get("image_id", "")
+        return str(self.config.get("image") or self.config.get("image_id", ""))
 
     @property
     def docker_host(self) -> str:
         """The engine the kernel runs on; '' for the default one."""
-        return self.config.get("docker_host", "")
+        return str(self.config.get("docker_host", ""))
 
     @property
     def info(self) -> dict[str, Any]:
-        return self.spec.get("metadata", {}).get("distrokernels", {})
+        info: dict[str, Any] = self.spec.get("metadata", {}).get("distrokernels", {})
+        return info
 
     def lock_text(self) -> str:
         path = Path(self.resource_dir) / LOCK_FILE

@@ -140,7 +140,7 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
         raise InvalidInput(
             f"no kernelspec named {name!r} on the Jupyter path", "see `jupyter kernelspec list`"
         ) from error
-    provisioner = spec.metadata.get("kernel_provisioner", {})
+    provisioner = spec.metadata.get("kernel_provisioner", {}) if spec else {}
     if provisioner.get("provisioner_name") != PROVISIONER_NAME:
         # Otherwise jupyter_client would run argv, which is this launcher, again.
         raise InvalidInput(
@@ -153,7 +153,11 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
-    interrupts: list[asyncio.Task] = []
+    interrupts: list[asyncio.Task[None]] = []
+
+    async def interrupt() -> None:
+        await manager.interrupt_kernel()
+
     for signum in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     # An interrupt before the kernel runs has nothing to interrupt.
@@ -166,7 +170,7 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
         bridge.connect(manager.get_connection_info())
         loop.add_signal_handler(
             signal.SIGINT,
-            lambda: interrupts.append(loop.create_task(manager.interrupt_kernel())),
+            lambda: interrupts.append(loop.create_task(interrupt())),
         )
         status = await _until_exit_or_stop(manager, bridge, stop)
     finally:

@@ -84,22 +84,23 @@ class Lock:
 
     @property
     def base_id(self) -> str:
-        return self.data["base"]["id"]
+        return str(self.data["base"]["id"])
 
     @property
     def base_reference(self) -> str:
-        return self.data["base"]["reference"]
+        return str(self.data["base"]["reference"])
 
     @property
     def base_digest(self) -> str:
-        return self.data["base"].get("digest", "")
+        return str(self.data["base"].get("digest", ""))
 
     def wheels(self, key: str = "wheels") -> list[Wheel]:
         return [Wheel(entry["filename"], entry["sha256"]) for entry in self.data[key]]
 
     @property
     def extras(self) -> dict[str, list[str]]:
-        return self.data["extras"]
+        extras: dict[str, list[str]] = self.data["extras"]
+        return extras
 
 
 def make_lock(

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import fnmatch
 import getpass
+import logging
 import os
 import re
 import secrets
@@ -22,10 +23,11 @@ import signal
 import stat
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import zmq
 from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.manager import KernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
@@ -59,7 +61,7 @@ _CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
 
 _ENGINES: dict[str, Engine] = {}
-_SWEEPS: dict[str, asyncio.Task] = {}  # engine URL -> its running orphan sweep
+_SWEEPS: dict[str, asyncio.Task[None]] = {}  # engine URL -> its running orphan sweep
 _SWEEP_AGAIN: set[str] = set()
 
 
@@ -154,7 +156,7 @@ def exposes_engine(path: str) -> bool:
     )
 
 
-class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+class DistroProvisioner(KernelProvisionerBase):
     """Runs the kernel in a container of a distrokernels image."""
 
     image = Unicode(help="The kernel image (tag).").tag(config=True)
@@ -216,14 +218,14 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     @validate("cpus")
     def _check_cpus(self, proposal: Any) -> float | None:
-        cpus = proposal["value"]
+        cpus: float | None = proposal["value"]
         if cpus is not None and cpus <= 0:
             raise InvalidInput(f"cpus {cpus} must be positive", "pass e.g. --cpus 1.5")
         return cpus
 
     @validate("memory")
     def _check_memory(self, proposal: Any) -> str | None:
-        memory = proposal["value"]
+        memory: str | None = proposal["value"]
         if memory is not None and not _MEMORY.fullmatch(memory):
             raise InvalidInput(
                 f"memory {memory[:40]!r} is not a size", "pass e.g. --memory 2g or 512m"
@@ -232,20 +234,21 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     @validate("pids_limit")
     def _check_pids_limit(self, proposal: Any) -> int:
-        if proposal["value"] < MIN_PIDS_LIMIT:
+        pids_limit: int = proposal["value"]
+        if pids_limit < MIN_PIDS_LIMIT:
             raise InvalidInput(
-                f"pids_limit {proposal['value']} (below {MIN_PIDS_LIMIT}) leaves no room for "
-                "a kernel",
+                f"pids_limit {pids_limit} (below {MIN_PIDS_LIMIT}) leaves no room for a kernel",
                 "raise --pids-limit",
             )
-        return proposal["value"]
+        return pids_limit
 
     @validate("cap_add")
     def _check_cap_add(self, proposal: Any) -> list[str]:
-        for capability in proposal["value"]:
+        capabilities: list[str] = proposal["value"]
+        for capability in capabilities:
             if not _CAPABILITY.fullmatch(capability):
                 raise InvalidInput(f"{capability[:40]!r} is not a capability", "e.g. CHOWN")
-        return proposal["value"]
+        return capabilities
 
     @validate("mounts")
     def _check_mounts(self, proposal: Any) -> list[str]:
@@ -254,27 +257,35 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     @validate("constraints")
     def _check_constraints(self, proposal: Any) -> list[str]:
-        if proposal["value"] and self.backend != "swarm":
+        constraints: list[str] = proposal["value"]
+        if constraints and self.backend != "swarm":
             raise InvalidInput("constraints place swarm services", "add --backend swarm")
-        for constraint in proposal["value"]:
+        for constraint in constraints:
             if not _CONSTRAINT.fullmatch(constraint):
                 raise InvalidInput(
                     f"{constraint[:80]!r} is not a placement constraint",
                     "write it as Docker does, e.g. node.labels.gpu==1 or node.role!=manager",
                 )
-        return proposal["value"]
+        return constraints
 
     @validate("network_mode")
     def _check_network_mode(self, proposal: Any) -> str:
-        if proposal["value"] != "bridge" and self.uses_tcp:
+        network_mode: str = proposal["value"]
+        if network_mode != "bridge" and self.uses_tcp:
             raise InvalidInput(
-                f"a kernel reached over TCP cannot use network mode {proposal['value']!r}",
+                f"a kernel reached over TCP cannot use network mode {network_mode!r}",
                 "install it with --network bridge",
             )
-        return proposal["value"]
+        return network_mode
 
     runtime_dir: str | None = None
     _backend: KernelBackend | None = None
+
+    @property
+    def km(self) -> KernelManager:
+        """The kernel manager this provisioner works for: jupyter_client makes it the parent."""
+        assert self.parent is not None, "a provisioner runs under a KernelManager"
+        return cast(KernelManager, self.parent)
 
     async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
         """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
@@ -315,7 +326,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     # --- launch ---------------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        km = self.parent
+        km = self.km
         policy = str(
             kwargs.pop("transport_encryption", None)
             or getattr(km, "transport_encryption", "disabled")
@@ -339,13 +350,13 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             )
             self.connection_info = km.get_connection_info()
             cmd = self.container_command(extra_arguments)
-        _collect_orphans_in_background(self.docker_host)
+        _collect_orphans_in_background(self.docker_host, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     def container_command(self, extra_arguments: list[str]) -> list[str]:
         """The in-container command, whatever kernel.json's argv (the host launcher) says."""
         template = list(self.container_argv or self.kernel_spec.argv) + list(extra_arguments)
-        connection_file = self.parent.connection_file
+        connection_file = self.km.connection_file
         return [arg.replace("{connection_file}", connection_file) for arg in template]
 
     def _encrypts(self, policy: str) -> bool:
@@ -391,7 +402,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         files, ports = {}, {}
         if self.uses_tcp:
             files = {
-                connection.DELIVERED_FILE: connection.kernel_side(self.parent.get_connection_info())
+                connection.DELIVERED_FILE: connection.kernel_side(self.km.get_connection_info())
             }
             ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
         else:
@@ -466,7 +477,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     async def _sockets_exist(self) -> bool:
         """The five IPC sockets are bound."""
-        km = self.parent
+        km = self.km
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
         return all(os.path.exists(f"{km.ip}-{port}") for port in ports)
 
@@ -482,7 +493,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 if endpoint is None:
                     return False
                 self.connection_info = connection.client_side(
-                    self.parent.get_connection_info(), endpoint.address, endpoint.ports
+                    self.km.get_connection_info(), endpoint.address, endpoint.ports
                 )
             if await connection.heartbeat_answers(self.connection_info, wait):
                 return True
@@ -518,7 +529,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._remove_runtime_dir()
         last = " | ".join(line for line in logs.strip().splitlines()[-6:] if line.strip())
         raise KernelStartFailed(
-            f"the kernel container of {self.parent.kernel_name!r} {what}"
+            f"the kernel container of {self.km.kernel_name!r} {what}"
             + (f": {last}" if last else ""),
             hint or f"if the image is broken, {self._reinstall_hint}",
         )
@@ -549,7 +560,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     def _interrupt_by_message(self) -> None:
         """An interrupt for a kernel whose process no engine here can reach (ipykernel 6.2+)."""
-        km = self.parent
+        km = self.km
         km._connect_control_socket()
         km.session.send(km._control_socket, km.session.msg("interrupt_request", content={}))
 
@@ -580,7 +591,7 @@ class DistroProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         info.update(container_id=self.container_id, runtime_dir=self.runtime_dir)
         return info
 
-    async def load_provisioner_info(self, provisioner_info: dict) -> None:
+    async def load_provisioner_info(self, provisioner_info: dict[str, Any]) -> None:
         await super().load_provisioner_info(provisioner_info)
         container_id = provisioner_info.get("container_id")
 
@@ -598,7 +609,9 @@ def _why_stopped(state: KernelState | None) -> tuple[str, str]:
     return f"exited with code {state and state.exit_code}", ""
 
 
-def _collect_orphans_in_background(url: str) -> None:
+def _collect_orphans_in_background(
+    url: str, log: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
     """Remove containers of dead Jupyter servers, off the start path.
 
     One sweep per engine at a time: starts during a sweep ask for one more sweep after
@@ -615,9 +628,14 @@ def _collect_orphans_in_background(url: str) -> None:
         try:
             while True:
                 _SWEEP_AGAIN.discard(url)
-                # Best effort: `distrokernels gc` is where collection errors are reported.
-                with contextlib.suppress(Exception):
+                try:
                     await asyncio.to_thread(lambda: _engine(url).collect_orphans())
+                except Exception as error:  # the kernel starts anyway; `gc` can retry
+                    log.warning(
+                        "distrokernels: orphan sweep on %s failed: %s",
+                        url or "the default engine",
+                        error,
+                    )
                 if url not in _SWEEP_AGAIN:
                     return
         finally:

@@ -174,4 +174,4 @@ def collect(engine: Engine, found: Unreferenced) -> int:
 
 def _name(image: dict[str, Any]) -> str:
     tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
-    return tags[0] if tags else image["Id"][:19]
+    return tags[0] if tags else str(image["Id"])[:19]

@@ -24,7 +24,7 @@ from .errors import InvalidInput, KernelspecNotFound, NotebookFailed
 
 
 def notebook_kernel(notebook: Any) -> str:
-    return notebook.metadata.get("kernelspec", {}).get("name", "")
+    return str(notebook.metadata.get("kernelspec", {}).get("name", ""))
 
 
 def provenance(name: str) -> dict[str, str]:

@@ -8,6 +8,7 @@ with different extras on one base share the dependency layer too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .engine import LABEL, Engine
 from .kernelspecs import InstalledKernel
@@ -33,9 +34,9 @@ class UsageReport:
 def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
     """Sizes per tier; tiers are identified by their layer digests, not image ids, since
     a relabelled image (same layers, new id) shares everything with its parent."""
-    inspected: dict[str, dict] = {}
+    inspected: dict[str, dict[str, Any]] = {}
 
-    def inspect(image_id: str) -> dict | None:
+    def inspect(image_id: str) -> dict[str, Any] | None:
         if not image_id:
             return None
         if image_id not in inspected:
@@ -45,7 +46,7 @@ def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
             inspected[image_id] = data
         return inspected[image_id]
 
-    tiers = []  # (kernel, base, dependency, image): each (layer digests, size)
+    tiers: list[tuple[InstalledKernel, _Tier, _Tier, _Tier]] = []  # base, dependency, image
     usages = []
     for kernel in kernels:
         image = inspect(kernel.image)
@@ -55,28 +56,31 @@ def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
         labels = (image.get("Config") or {}).get("Labels") or {}
         base = inspect(labels.get(f"{LABEL}.base-image", "")) or {"RootFS": {}, "Size": 0}
         dependency = inspect(labels.get(f"{LABEL}.dependency-image", "")) or image
-        tiers.append((kernel, *(_tier(data) for data in (base, dependency, image))))
-    for kernel, base, dependency, image in tiers:
+        tiers.append((kernel, _tier(base), _tier(dependency), _tier(image)))
+    for kernel, base_tier, dependency_tier, image_tier in tiers:
         others = [t for t in tiers if t[0] is not kernel]
-        shared = base[1] if any(t[1] == base for t in others) else 0
-        dependency_size = dependency[1] - base[1]
-        shared += dependency_size if any(t[2] == dependency for t in others) else 0
+        shared = base_tier[1] if any(t[1] == base_tier for t in others) else 0
+        dependency_size = dependency_tier[1] - base_tier[1]
+        shared += dependency_size if any(t[2] == dependency_tier for t in others) else 0
         usages.append(
             KernelUsage(
                 kernel.name,
                 kernel.image,
                 "built",
-                base=base[1],
+                base=base_tier[1],
                 dependency=dependency_size,
-                extras=image[1] - dependency[1],
+                extras=image_tier[1] - dependency_tier[1],
                 shared=shared,
             )
         )
     total = sum(size for _, size in {t[1] for t in tiers})
-    total += sum(dep[1] - base[1] for base, dep in {(t[1], t[2]) for t in tiers})
-    total += sum(image[1] - dep[1] for dep, image in {(t[2], t[3]) for t in tiers})
+    total += sum(dep[1] - low[1] for low, dep in {(t[1], t[2]) for t in tiers})
+    total += sum(top[1] - dep[1] for dep, top in {(t[2], t[3]) for t in tiers})
     return UsageReport(sorted(usages, key=lambda u: u.name), total)
 
 
-def _tier(image: dict) -> tuple[tuple[str, ...], int]:
-    return tuple(image["RootFS"].get("Layers") or ()), image["Size"]
+_Tier = tuple[tuple[str, ...], int]  # an image's layer digests and its size
+
+
+def _tier(image: dict[str, Any]) -> _Tier:
+    return tuple(image["RootFS"].get("Layers") or ()), int(image["Size"])
