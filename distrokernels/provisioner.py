@@ -5,16 +5,17 @@ folder that is bind-mounted at the same path, so no port is opened on any interf
 On a swarm or a remote engine it talks TCP, encrypted with CurveZMQ (connection.py).
 The container runs as the user, in the notebook's folder, with only an allow-listed
 environment, under an init process so signals (interrupt, terminate) behave as they
-do locally. Where it runs is the backend's business (backends.py).
+do locally. What the container is, is decided as data in kernel_container.py; where it
+runs is the backend's business (backends.py); the engine connections it shares with the
+process's other kernels, and the orphan sweep, are engines.py's. The kernelspec's config
+is checked by the traits below, so a hand-edited kernel.json meets the CLI's checks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import fnmatch
 import getpass
-import logging
 import os
 import re
 import secrets
@@ -33,23 +34,14 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 
 from . import connection, owners
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
-from .engine import (
-    LABEL_KERNEL_ID,
-    LABEL_KERNELSPEC,
-    LABEL_OWNER,
-    LABEL_RUNTIME_DIR,
-    Engine,
-    KernelContainerSpec,
-    remote_address,
-)
+from .engine import Engine, KernelContainerSpec, remote_address
+from .engines import collect_orphans_in_background, shared_engine
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
+from .kernel_container import KernelStart, container_spec, exposes_engine, parse_mount
 
 _T = TypeVar("_T")
 
 PROVISIONER_NAME = "distrokernels"  # its entry point in jupyter_client.kernel_provisioners
-HOME = "/home/kernel"
-REMOTE_WORKDIR = "/work"
-_ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
 _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
@@ -59,17 +51,6 @@ MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
 _CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
-
-_ENGINES: dict[str, Engine] = {}
-_SWEEPS: dict[str, asyncio.Task[None]] = {}  # engine URL -> its running orphan sweep
-_SWEEP_AGAIN: set[str] = set()
-
-
-def _engine(url: str = "") -> Engine:
-    """One connection per engine and process, shared by every kernel's provisioner."""
-    if url not in _ENGINES:
-        _ENGINES[url] = Engine.connect(url)
-    return _ENGINES[url]
 
 
 def runtime_root() -> Path:
@@ -90,70 +71,12 @@ def runtime_root() -> Path:
     return root
 
 
-def kernel_environment(
-    env: Mapping[str, str], kernelspec_keys: list[str], allowlist: list[str]
-) -> dict[str, str]:
-    """The environment the kernel sees: never the whole host environment.
-
-    Only the kernelspec's own ``env`` entries, JPY_SESSION_NAME and names matching the
-    allowlist pass. JPY_PARENT_PID never does: ipykernel would watch a pid that does
-    not exist in the container and exit at once.
-    """
-    passed = {
-        key: value
-        for key, value in env.items()
-        if key in kernelspec_keys
-        or key == "JPY_SESSION_NAME"
-        or any(fnmatch.fnmatchcase(key, pattern) for pattern in allowlist)
-    }
-    passed.pop("JPY_PARENT_PID", None)
-    passed["HOME"] = HOME
-    # docker-init (tini) then forwards signals to the kernel's whole process group,
-    # as the local provisioner does with killpg.
-    passed["TINI_KILL_PROCESS_GROUP"] = "1"
-    return passed
-
-
-def parse_mount(text: str, local: bool = True) -> str:
-    """'HOST[:CONTAINER][:ro|rw]' -> 'HOST:CONTAINER:MODE', checked; read-only by default."""
-    parts = text.split(":")
-    mode = "ro"
-    if parts[-1] in ("ro", "rw"):
-        mode = parts.pop()
-    if len(parts) not in (1, 2) or not all(parts):
-        raise InvalidInput(f"mount {text!r} is not HOST[:CONTAINER][:ro|rw]", "fix the mount")
-    host, container = parts[0], parts[-1]
-    if not (os.path.isabs(host) and os.path.isabs(container)):
-        raise InvalidInput(f"mount {text!r} needs absolute paths", "use /absolute/paths")
-    if ".." in Path(host).parts or ".." in Path(container).parts:
-        raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
-    if local and not os.path.exists(host):
-        raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
-    if exposes_engine(host):
-        raise InvalidInput(
-            f"mount {text!r} would hand the kernel the Docker engine (root on the host)",
-            "never mount the engine's socket, or a folder holding it, into a kernel",
-        )
-    return f"{host}:{container}:{mode}"
-
-
 def validate_config(config: Mapping[str, Any]) -> None:
     """Refuse a kernelspec config as every kernel start would: the traits' own checks."""
     try:
         DistroProvisioner(**config)
     except TraitError as error:
         raise InvalidInput(str(error), "fix that value in kernel.json, or reinstall") from error
-
-
-def exposes_engine(path: str) -> bool:
-    """Whether mounting ``path`` would put the engine's socket inside the container."""
-    real = os.path.realpath(path)
-    if os.path.basename(real) == "docker.sock":
-        return True
-    prefix = real.rstrip("/") + "/"
-    return any(
-        socket == real or os.path.realpath(socket).startswith(prefix) for socket in _ENGINE_SOCKETS
-    )
 
 
 class DistroProvisioner(KernelProvisionerBase):
@@ -289,7 +212,7 @@ class DistroProvisioner(KernelProvisionerBase):
 
     async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
         """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
-        return await asyncio.to_thread(lambda: operation(_engine(self.docker_host)))
+        return await asyncio.to_thread(lambda: operation(shared_engine(self.docker_host)))
 
     async def _on_backend(self, operation: Callable[[KernelBackend], _T]) -> _T:
         """Run ``operation`` on this kernel's backend, created once per kernel."""
@@ -316,7 +239,7 @@ class DistroProvisioner(KernelProvisionerBase):
         return self.backend == "swarm" or bool(remote_address(self.docker_host))
 
     @property
-    def _on_remote_engine(self) -> bool:
+    def on_remote_engine(self) -> bool:
         return self.backend == "docker" and bool(remote_address(self.docker_host))
 
     @property
@@ -350,7 +273,7 @@ class DistroProvisioner(KernelProvisionerBase):
             )
             self.connection_info = km.get_connection_info()
             cmd = self.container_command(extra_arguments)
-        _collect_orphans_in_background(self.docker_host, self.log)
+        collect_orphans_in_background(self.docker_host, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     def container_command(self, extra_arguments: list[str]) -> list[str]:
@@ -387,7 +310,8 @@ class DistroProvisioner(KernelProvisionerBase):
     def container_spec(
         self, cmd: list[str], env: Mapping[str, str], cwd: str
     ) -> KernelContainerSpec:
-        """Everything about the container, decided here and nowhere else."""
+        """This start's container: the folder checked here, the rest decided by
+        kernel_container.container_spec from this config and the start's facts."""
         if not os.path.isdir(cwd):
             raise KernelStartFailed(f"the working folder {cwd} does not exist", "create it")
         if exposes_engine(cwd):
@@ -396,66 +320,42 @@ class DistroProvisioner(KernelProvisionerBase):
                 "open the notebook from a folder of your own",
             )
         assert self.runtime_dir is not None
-        uid, gid = (0, 0) if self.run_as_root else (os.getuid(), os.getgid())
-        local = not self._on_remote_engine
-        binds = list(self.mounts)  # checked and normalized when the trait was set
-        files, ports = {}, {}
-        if self.uses_tcp:
-            files = {
-                connection.DELIVERED_FILE: connection.kernel_side(self.km.get_connection_info())
-            }
-            ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
-        else:
-            binds.insert(0, f"{self.runtime_dir}:{self.runtime_dir}:rw")
-        if local:
-            binds.insert(0, f"{cwd}:{cwd}:rw")
-        else:  # the remote machine has no such folder: a named volume is the working folder
-            binds.insert(0, f"{self._work_volume}:{REMOTE_WORKDIR}:rw")
-            cwd = REMOTE_WORKDIR
-        return KernelContainerSpec(
-            image=self._image_reference,
+        start = KernelStart(
+            kernel_id=self.kernel_id,
+            kernelspec=getattr(self.parent, "kernel_name", "") or "",
             command=cmd,
-            user=f"{uid}:{gid}",
-            working_dir=cwd,
-            environment=kernel_environment(env, list(self.kernel_spec.env), self.env_allowlist),
-            binds=binds,
-            labels={
-                LABEL_KERNEL_ID: self.kernel_id,
-                LABEL_KERNELSPEC: getattr(self.parent, "kernel_name", "") or "",
-                LABEL_OWNER: owners.current_owner(),
-                LABEL_RUNTIME_DIR: self.runtime_dir,
-            },
-            network_mode=self.network_mode,
-            tmpfs={HOME: f"rw,exec,mode=0700,uid={uid},gid={gid}"},
-            memory=self.memory,
-            cpus=self.cpus,
-            pids_limit=self.pids_limit,
-            cap_drop=["ALL"],
-            cap_add=list(self.cap_add),
-            security_opt=["no-new-privileges"] if self.no_new_privileges else [],
-            name=f"distrokernels-{self.kernel_id[:8]}-{secrets.token_hex(2)}",
-            ports=ports,
-            files=files,
+            environment=env,
+            cwd=cwd,
+            uid=os.getuid(),
+            gid=os.getgid(),
+            owner=owners.current_owner(),
+            runtime_dir=self.runtime_dir,
+            kernelspec_env=list(self.kernel_spec.env) if self.kernel_spec else [],
+            tcp_connection_file=(
+                connection.kernel_side(self.km.get_connection_info()) if self.uses_tcp else None
+            ),
+            name_suffix=secrets.token_hex(2),
         )
+        return container_spec(self, start)
 
     @property
-    def _image_reference(self) -> str:
+    def image_reference(self) -> str:
         """A swarm runs the pushed digest, else the image id: a node never pulls a tag."""
         if self.backend == "swarm":
             return self.pushed_image or self.image_id or self.image
         return self.image or self.image_id
 
     @property
-    def _work_volume(self) -> str:
+    def work_volume_name(self) -> str:
         return self.work_volume or f"distrokernels-work-{getpass.getuser()}"
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         spec = self.container_spec(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
         try:
-            if self._on_remote_engine:
+            if self.on_remote_engine:
                 owner = spec.user
                 await self._on_engine(
-                    lambda engine: engine.ensure_volume(self._work_volume, spec.image, owner)
+                    lambda engine: engine.ensure_volume(self.work_volume_name, spec.image, owner)
                 )
             await self._on_backend(lambda backend: backend.start(spec))
         except BaseException as error:
@@ -607,40 +507,3 @@ def _why_stopped(state: KernelState | None) -> tuple[str, str]:
     if state is not None and state.reason:
         return state.reason, state.hint
     return f"exited with code {state and state.exit_code}", ""
-
-
-def _collect_orphans_in_background(
-    url: str, log: logging.Logger | logging.LoggerAdapter[Any]
-) -> None:
-    """Remove containers of dead Jupyter servers, off the start path.
-
-    One sweep per engine at a time: starts during a sweep ask for one more sweep after
-    it, so twenty kernels started at once cost two sweeps, not twenty, and an owner that
-    died during a sweep is still collected.
-    """
-    loop = asyncio.get_running_loop()
-    running = _SWEEPS.get(url)
-    if running is not None and not running.done() and running.get_loop() is loop:
-        _SWEEP_AGAIN.add(url)
-        return
-
-    async def sweep() -> None:
-        try:
-            while True:
-                _SWEEP_AGAIN.discard(url)
-                try:
-                    await asyncio.to_thread(lambda: _engine(url).collect_orphans())
-                except Exception as error:  # the kernel starts anyway; `gc` can retry
-                    log.warning(
-                        "distrokernels: orphan sweep on %s failed: %s",
-                        url or "the default engine",
-                        error,
-                    )
-                if url not in _SWEEP_AGAIN:
-                    return
-        finally:
-            if _SWEEPS.get(url) is task:
-                del _SWEEPS[url]
-
-    task = loop.create_task(sweep())
-    _SWEEPS[url] = task

@@ -1,11 +1,17 @@
-"""What the provisioner passes into the container (no engine)."""
+"""What a kernel's container is, decided as data (no engine)."""
 
 import os
 
 import pytest
 
 from distrokernels.errors import InvalidInput
-from distrokernels.provisioner import kernel_environment, parse_mount
+from distrokernels.kernel_container import (
+    KernelStart,
+    container_spec,
+    kernel_environment,
+    parse_mount,
+)
+from distrokernels.provisioner import DistroProvisioner
 
 ALLOW = ["LANG", "LC_*", "TZ"]
 
@@ -54,3 +60,71 @@ def test_bad_mounts_are_refused(mount):
     assert os.path.isdir("/tmp")
     with pytest.raises(InvalidInput):
         parse_mount(mount)
+
+
+def start(**changes) -> KernelStart:
+    facts = {
+        "kernel_id": "0123abcd-ffff", "kernelspec": "distro-debian-12",
+        "command": ["/opt/distrokernels/bin/python", "-m", "ipykernel_launcher"],
+        "environment": {"LANG": "C.UTF-8", "AWS_SECRET_ACCESS_KEY": "x", "JPY_PARENT_PID": "9"},
+        "cwd": "/home/ada/notebooks", "uid": 1000, "gid": 1000, "owner": "vm:42:777",
+        "runtime_dir": "/run/user/1000/distrokernels/ab12", "kernelspec_env": [],
+        "name_suffix": "9f9f",
+    }  # fmt: skip
+    return KernelStart(**{**facts, **changes})
+
+
+def test_a_local_kernel_runs_as_the_user_in_the_notebook_folder_with_nothing_more(tmp_path):
+    config = DistroProvisioner(image="distrokernels/debian-12:abc", mounts=[str(tmp_path)])
+    spec = container_spec(config, start())
+    assert spec.image == "distrokernels/debian-12:abc"
+    assert spec.user == "1000:1000"
+    assert spec.working_dir == "/home/ada/notebooks"
+    assert spec.binds == [
+        "/home/ada/notebooks:/home/ada/notebooks:rw",
+        "/run/user/1000/distrokernels/ab12:/run/user/1000/distrokernels/ab12:rw",
+        f"{tmp_path}:{tmp_path}:ro",
+    ]
+    assert spec.environment == {
+        "LANG": "C.UTF-8", "HOME": "/home/kernel", "TINI_KILL_PROCESS_GROUP": "1",
+    }  # fmt: skip
+    assert spec.labels == {
+        "distrokernels.kernel-id": "0123abcd-ffff",
+        "distrokernels.kernelspec": "distro-debian-12",
+        "distrokernels.owner": "vm:42:777",
+        "distrokernels.runtime-dir": "/run/user/1000/distrokernels/ab12",
+    }
+    assert (spec.cap_drop, spec.cap_add, spec.security_opt) == (["ALL"], [], ["no-new-privileges"])
+    assert spec.tmpfs == {"/home/kernel": "rw,exec,mode=0700,uid=1000,gid=1000"}
+    assert (spec.pids_limit, spec.network_mode, spec.ports, spec.files) == (1024, "bridge", {}, {})
+    assert spec.name == "distrokernels-0123abcd-9f9f"
+
+
+def test_loosened_defaults_reach_the_container_and_nothing_else():
+    config = DistroProvisioner(
+        image="i", run_as_root=True, cap_add=["CHOWN"], no_new_privileges=False,
+        memory="2g", cpus=1.5, pids_limit=64, network_mode="none",
+    )  # fmt: skip
+    spec = container_spec(config, start())
+    assert spec.user == "0:0" and "uid=0,gid=0" in spec.tmpfs["/home/kernel"]
+    assert (spec.cap_add, spec.security_opt) == (["CHOWN"], [])
+    assert (spec.memory, spec.cpus, spec.pids_limit, spec.network_mode) == ("2g", 1.5, 64, "none")
+
+
+def test_a_remote_engine_kernel_gets_its_volume_and_its_connection_file_delivered():
+    config = DistroProvisioner(image="i", docker_host="tcp://127.0.0.1:2375", work_volume="w")
+    spec = container_spec(config, start(tcp_connection_file=b"{}"))
+    assert spec.binds == ["w:/work:rw"]  # no host folder: that machine has none of ours
+    assert spec.working_dir == "/work"
+    assert spec.files == {"/run/distrokernels/kernel.json": b"{}"}
+    assert spec.ports == dict.fromkeys(range(50001, 50006), 0)
+
+
+def test_a_swarm_kernel_runs_the_pushed_digest_never_a_local_tag():
+    config = DistroProvisioner(
+        image="distrokernels/debian-12:abc", image_id="sha256:1", backend="swarm",
+        pushed_image="registry:5000/kernels@sha256:2",
+    )  # fmt: skip
+    assert container_spec(config, start(tcp_connection_file=b"{}")).image == (
+        "registry:5000/kernels@sha256:2"
+    )

@@ -3,7 +3,7 @@
 import pytest
 
 from distrokernels.bootstrap import debian_suite
-from distrokernels.engine import _split_tag
+from distrokernels.engine.images import _split_tag
 from distrokernels.errors import InvalidInput
 from distrokernels.images import validate_reference
 

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from distrokernels import backends, provisioner
+from distrokernels import backends, engines, provisioner
 from distrokernels.backends import ContainerBackend, KernelState, SwarmBackend
 from distrokernels.engine import ContainerState, KernelContainerSpec, KernelTask
 from distrokernels.errors import EngineUnavailable
@@ -128,12 +128,12 @@ def test_an_interrupt_for_a_kernel_on_another_node_goes_as_a_message():
 )
 def test_poll_maps_the_container_state_to_an_exit_status(state, status):
     url = "fake://poll"
-    provisioner._ENGINES[url] = FakeEngine(states=[state])
+    engines._ENGINES[url] = FakeEngine(states=[state])
     try:
         kernel = provisioner.DistroProvisioner(docker_host=url)
-        backend = ContainerBackend(provisioner._ENGINES[url])
+        backend = ContainerBackend(engines._ENGINES[url])
         backend.id = "container-1"
         kernel._backend = backend
         assert asyncio.run(kernel.poll()) == status
     finally:
-        del provisioner._ENGINES[url]
+        del engines._ENGINES[url]

@@ -5,7 +5,8 @@ import json
 import pytest
 
 from distrokernels import connection
-from distrokernels.engine import _bytes, container_ports, remote_address, task_ports
+from distrokernels.engine import container_ports, remote_address, task_ports
+from distrokernels.engine.services import _bytes
 from distrokernels.errors import KernelStartFailed, PlaintextRefused
 
 CLIENT = {

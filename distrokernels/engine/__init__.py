@@ -1,0 +1,40 @@
+"""The one place that talks to the Docker engine.
+
+Everything else asks this package for images, builds, kernel containers, services and
+volumes, and gets distrokernels' own errors back instead of docker-py's HTTP exceptions.
+As docker-py splits its API client, one module per resource: ``images``, ``containers``,
+``services`` (swarm services, tasks, nodes, secrets) and ``volumes``, each a mixin of
+``Engine`` (``client``), over the shared connection and error mapping (``_base``).
+"""
+
+from .client import Engine, remote_address
+from .containers import ContainerState, KernelContainer, KernelContainerSpec, container_ports
+from .labels import (
+    LABEL,
+    LABEL_KERNEL_ID,
+    LABEL_KERNELSPEC,
+    LABEL_OWNER,
+    LABEL_PROBE,
+    LABEL_RUNTIME_DIR,
+    LABEL_VOLUME,
+)
+from .services import KernelServiceSpec, KernelTask, task_ports
+
+__all__ = [
+    "LABEL",
+    "LABEL_KERNELSPEC",
+    "LABEL_KERNEL_ID",
+    "LABEL_OWNER",
+    "LABEL_PROBE",
+    "LABEL_RUNTIME_DIR",
+    "LABEL_VOLUME",
+    "ContainerState",
+    "Engine",
+    "KernelContainer",
+    "KernelContainerSpec",
+    "KernelServiceSpec",
+    "KernelTask",
+    "container_ports",
+    "remote_address",
+    "task_ports",
+]

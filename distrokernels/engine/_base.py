@@ -1,0 +1,66 @@
+"""What every engine resource shares: the docker-py client, and its errors as ours."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import requests
+
+from ..errors import EngineUnavailable
+
+# HTTP statuses the engine answers with, where they mean something to us.
+NOT_FOUND = 404
+CONFLICT = 409  # e.g. removing the last tag of an image a container uses
+NOT_A_MANAGER = 503  # swarm calls on an engine that manages no swarm
+
+
+class EngineBase:
+    """The connection the resource mixins share (docker-py's low-level API client)."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.api = client.api
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+_START_HINT = (
+    "start it (sudo systemctl start docker, or sudo dockerd &) or point DOCKER_HOST at a "
+    "running engine"
+)
+
+
+def engine_errors(method: _F) -> _F:
+    """Turn 'cannot reach the engine' from any docker-py call into EngineUnavailable."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            try:
+                return method(*args, **kwargs)
+            except requests.exceptions.ConnectionError:
+                # A pooled connection to an engine that restarted fails once; a fresh
+                # connection then succeeds, or fails the same way if the engine is down.
+                return method(*args, **kwargs)
+        except requests.exceptions.ConnectionError as error:
+            raise _unavailable(error) from error
+        except docker.errors.DockerException as error:
+            if "Error while fetching server API version" not in str(error):
+                raise
+            raise _unavailable(error) from error
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _unavailable(error: Exception) -> EngineUnavailable:
+    text = str(error)
+    if "Permission denied" in text or "PermissionError" in text:
+        return EngineUnavailable(
+            "permission denied on the Docker engine's socket",
+            "add your user to the 'docker' group (sudo usermod -aG docker $USER) and log in again",
+        )
+    return EngineUnavailable("the Docker engine is not reachable", _START_HINT)

@@ -1,0 +1,67 @@
+"""Engine: one connected engine, every resource's calls on it (docker-py's API mixins)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable
+from urllib.parse import urlparse
+
+import docker
+
+from .. import owners
+from ._base import engine_errors
+from .containers import ContainersMixin, KernelContainer
+from .images import ImagesMixin
+from .labels import LABEL_OWNER, LABEL_RUNTIME_DIR
+from .services import ServicesMixin
+from .volumes import VolumesMixin
+
+
+class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
+    """A connected Docker engine."""
+
+    @classmethod
+    @engine_errors
+    def connect(cls, url: str = "", timeout: int = 120) -> Engine:
+        """Connect to ``url``, else DOCKER_HOST or the default socket; or say how to start
+        the engine."""
+        environment = dict(os.environ, **({"DOCKER_HOST": url} if url else {}))
+        ssh = environment.get("DOCKER_HOST", "").startswith("ssh://")
+        # The system's ssh (its config, agent and known hosts), TLS from DOCKER_CERT_PATH.
+        return cls(docker.from_env(environment=environment, timeout=timeout, use_ssh_client=ssh))
+
+    def collect_orphans(
+        self, owner_is_gone: Callable[[str], bool] = owners.owner_is_gone
+    ) -> list[KernelContainer]:
+        """Remove kernel containers and services whose owning process is gone.
+
+        ``owner_is_gone`` judges an owner token; a launcher's watchdog, which knows its
+        launcher has died, passes its own judgement.
+        """
+        removed = []
+        for kernels, remove in (
+            (self.kernel_containers(), self.remove_container),
+            (self.kernel_services(), self.remove_kernel_service),
+        ):
+            for kernel in kernels:
+                if not owner_is_gone(kernel.labels.get(LABEL_OWNER, "")):
+                    continue
+                remove(kernel.id)
+                runtime_dir = kernel.labels.get(LABEL_RUNTIME_DIR)
+                if runtime_dir:
+                    shutil.rmtree(runtime_dir, ignore_errors=True)
+                removed.append(kernel)
+        self._collect_orphan_secrets(owner_is_gone)
+        return removed
+
+
+def remote_address(url: str) -> str:
+    """The host of a tcp://, ssh:// or http(s):// engine URL; '' for a local socket.
+
+    An empty URL means the environment's DOCKER_HOST, as docker-py reads it.
+    """
+    parsed = urlparse(url or os.environ.get("DOCKER_HOST", ""))
+    if parsed.scheme in ("tcp", "ssh", "http", "https"):
+        return parsed.hostname or ""
+    return ""

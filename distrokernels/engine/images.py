@@ -1,0 +1,217 @@
+"""Images: find, pull, push, copy between engines, import a root file system, build."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import docker
+import docker.errors
+
+from ..errors import BuildFailed, ImageNotFound
+from ._base import CONFLICT, EngineBase, engine_errors
+
+
+class ImagesMixin(EngineBase):
+    """Images: the bases kernels build on, and the kernel images."""
+
+    @engine_errors
+    def find_image(self, reference: str) -> dict[str, Any] | None:
+        """The image's inspect data, or None when it is not on this engine."""
+        if not reference:
+            return None
+        try:
+            image: dict[str, Any] = self.api.inspect_image(reference)
+            return image
+        except docker.errors.ImageNotFound:
+            return None
+        except docker.errors.APIError as error:
+            if error.status_code in (400, 404):
+                return None
+            raise
+
+    @engine_errors
+    def pull(self, reference: str, progress: Callable[[str], None]) -> dict[str, Any]:
+        """Pull ``reference``, reporting each layer's progress."""
+        repository, tag = _split_tag(reference)
+        try:
+            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise ImageNotFound(
+                        f"could not pull {reference}: {event['error']}",
+                        "check the name, your network, or `docker login` for private images",
+                    )
+                status = event.get("status", "")
+                layer = event.get("id", "")
+                detail = event.get("progress", "")
+                progress(" ".join(part for part in (layer, status, detail) if part))
+        except docker.errors.APIError as error:
+            raise ImageNotFound(
+                f"{reference} is not on this machine and could not be pulled: "
+                f"{error.explanation or error}",
+                "check the image name, your network, or `docker login` for private images",
+            ) from error
+        image = self.find_image(reference)
+        if image is None:
+            raise ImageNotFound(f"pulling {reference} gave no image", "check the image name")
+        return image
+
+    @engine_errors
+    def push(self, image_id: str, reference: str, progress: Callable[[str], None]) -> str:
+        """Tag ``image_id`` as ``reference``, push it; returns 'repository@sha256:...'."""
+        repository, tag = _split_tag(reference)
+        self.api.tag(image_id, repository, tag, force=True)
+        digest = ""
+        try:
+            for event in self.api.push(repository, tag=tag, stream=True, decode=True):
+                if "error" in event:
+                    raise ImageNotFound(
+                        f"pushing {reference} failed: {event['error']}",
+                        "check the registry's address, that it is running, and `docker login`",
+                    )
+                digest = (event.get("aux") or {}).get("Digest", digest)
+                status = " ".join(str(event.get(key, "")) for key in ("id", "status", "progress"))
+                if status.strip():
+                    progress(status.strip())
+        except docker.errors.APIError as error:
+            raise ImageNotFound(
+                f"pushing {reference} failed: {error.explanation or error}",
+                "check the registry's address and `docker login`",
+            ) from error
+        if not digest:
+            raise ImageNotFound(f"pushing {reference} reported no digest", "push it again")
+        return f"{repository}@{digest}"
+
+    @engine_errors
+    def copy_image_to(self, target: ImagesMixin, reference: str) -> None:
+        """`docker save | docker load`, engine to engine: the image keeps its id."""
+        try:
+            target.api.load_image(self.api.get_image(reference))
+        except docker.errors.ImageNotFound as error:
+            raise ImageNotFound(f"{reference} is not on the source engine") from error
+
+    @engine_errors
+    def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
+        """Import a root file system tarball as an image; returns its id."""
+        repository, tag = _split_tag(reference)
+        result = self.api.import_image_from_file(
+            str(tarball), repository=repository, tag=tag, changes=changes
+        )
+        image = self.find_image(reference)
+        if image is None:
+            raise ImageNotFound(f"importing {tarball} did not create {reference}: {result}")
+        return str(image["Id"])
+
+    @engine_errors
+    def build(
+        self,
+        context: Path,
+        tag: str | None,
+        progress: Callable[[str], None],
+        network_mode: str | None = None,
+    ) -> str:
+        """Build the Dockerfile in ``context``; returns the image id.
+
+        Intermediate containers are removed even when a step fails (forcerm), so a
+        failed or interrupted build leaves nothing running behind. A rebuild that moves
+        ``tag`` deletes the image it moved away from, unless something still uses it.
+        """
+        previous = self.find_image(tag) if tag else None
+        tail: list[str] = []
+        step_images: set[str] = set()
+        image_id = ""
+        stream = self.api.build(
+            path=str(context),
+            tag=tag,
+            rm=True,
+            forcerm=True,
+            network_mode=network_mode,
+            pull=False,
+            decode=True,
+        )
+        try:
+            for event in stream:
+                if "error" in event:
+                    tail.append(event["error"].strip())
+                    raise BuildFailed(
+                        f"building {tag or 'a stage'} failed: "
+                        f"{' | '.join(line for line in tail[-12:] if line)}",
+                        "fix the cause above (network to the distro's package archive?) "
+                        "and run the install again",
+                    )
+                if "aux" in event and "ID" in event["aux"]:
+                    image_id = event["aux"]["ID"]
+                for line in event.get("stream", "").splitlines():
+                    if line.strip().startswith("---> ") and " " not in line.strip()[5:]:
+                        step_images.add(line.strip()[5:])
+                    if line.strip():
+                        tail = [*tail[-40:], line]
+                        progress(line)
+        finally:
+            stream.close()
+        if not image_id:
+            raise BuildFailed(f"building {tag or 'a stage'} reported no image", "run it again")
+        if previous and previous["Id"] != image_id:
+            step_images.add(previous["Id"])
+        self._remove_stage_leftovers(image_id, step_images)
+        return image_id
+
+    def _remove_stage_leftovers(self, image_id: str, step_images: set[str]) -> None:
+        """Delete images of earlier build stages that the result does not stand on.
+
+        A multi-stage build keeps each stage's last image; the venv stage's one holds
+        the wheel files and would sit on disk as a dangling image.
+        """
+        ancestors = {entry["Id"] for entry in self.api.history(image_id)}
+        for short_id in step_images:
+            try:
+                full_id = self.api.inspect_image(short_id)["Id"]
+                if full_id != image_id and full_id not in ancestors:
+                    self.api.remove_image(full_id)
+            except docker.errors.APIError:
+                pass  # in use as another build's cache or parent: keep it
+
+    @engine_errors
+    def remove_image(self, reference: str) -> bool:
+        """Remove a tag (the image goes with its last tag); False when it is not there,
+        or when a container still uses the image: the engine then keeps both."""
+        try:
+            self.api.remove_image(reference)
+        except docker.errors.ImageNotFound:
+            return False
+        except docker.errors.APIError as error:
+            if error.status_code != CONFLICT:
+                raise
+            return False
+        return True
+
+    @engine_errors
+    def tag_image(self, image_id: str, reference: str) -> None:
+        repository, tag = _split_tag(reference)
+        self.api.tag(image_id, repository, tag, force=True)
+
+    @engine_errors
+    def images_labelled(self, label: str) -> list[dict[str, Any]]:
+        images: list[dict[str, Any]] = self.api.images(filters={"label": label})
+        return images
+
+    @engine_errors
+    def layers_size(self) -> int:
+        """Bytes the engine's image layers take, each layer counted once."""
+        return int(self.api.df().get("LayersSize") or 0)
+
+    @engine_errors
+    def image_sizes(self) -> list[dict[str, Any]]:
+        """Every image's Id, Size and SharedSize (bytes in layers other images have too)."""
+        return self.api.df().get("Images") or []
+
+
+def _split_tag(reference: str) -> tuple[str, str | None]:
+    """'debian:bookworm' -> ('debian', 'bookworm'); a registry port is not a tag."""
+    if "@" in reference:
+        return reference, None
+    repository, _, tag = reference.rpartition(":")
+    if not repository or "/" in tag:
+        return reference, "latest"
+    return repository, tag

@@ -1,0 +1,196 @@
+"""What a kernel's container is: a pure function of the kernelspec and one start.
+
+DistroProvisioner gathers the facts of one start (KernelStart: the command, the
+environment Jupyter passes, the working folder, the user, the runtime folder, the owner)
+and ``container_spec`` decides everything about the container from them and the
+kernelspec's checked config (KernelConfig, which DistroProvisioner's traits are). It
+touches neither the engine nor the file system, so it is unit-tested as data. The checks
+of mounts and working folders that do look at the file system live here too.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from . import connection
+from .engine import (
+    LABEL_KERNEL_ID,
+    LABEL_KERNELSPEC,
+    LABEL_OWNER,
+    LABEL_RUNTIME_DIR,
+    KernelContainerSpec,
+)
+from .errors import InvalidInput
+
+HOME = "/home/kernel"
+REMOTE_WORKDIR = "/work"
+_ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
+
+
+class KernelConfig(Protocol):
+    """The kernelspec's config, as DistroProvisioner's traits hold it (checked)."""
+
+    @property
+    def network_mode(self) -> str: ...
+
+    @property
+    def mounts(self) -> list[str]: ...  # normalized HOST:CONTAINER:MODE
+
+    @property
+    def memory(self) -> str | None: ...
+
+    @property
+    def cpus(self) -> float | None: ...
+
+    @property
+    def pids_limit(self) -> int: ...
+
+    @property
+    def env_allowlist(self) -> list[str]: ...
+
+    @property
+    def run_as_root(self) -> bool: ...
+
+    @property
+    def cap_add(self) -> list[str]: ...
+
+    @property
+    def no_new_privileges(self) -> bool: ...
+
+    @property
+    def image_reference(self) -> str: ...
+
+    @property
+    def uses_tcp(self) -> bool: ...
+
+    @property
+    def on_remote_engine(self) -> bool: ...
+
+    @property
+    def work_volume_name(self) -> str: ...
+
+
+@dataclass(frozen=True)
+class KernelStart:
+    """The facts of one kernel start."""
+
+    kernel_id: str
+    kernelspec: str
+    command: list[str]
+    environment: Mapping[str, str]  # what Jupyter passes: filtered before the kernel sees it
+    cwd: str  # the notebook's folder on this machine
+    uid: int
+    gid: int
+    owner: str  # owners.current_owner() of the process that starts the kernel
+    runtime_dir: str
+    kernelspec_env: list[str]  # names the kernelspec's own ``env`` sets
+    tcp_connection_file: bytes | None = None  # the kernel's side, when reached over TCP
+    name_suffix: str = ""
+
+
+def container_spec(config: KernelConfig, start: KernelStart) -> KernelContainerSpec:
+    """Everything about the container, decided here and nowhere else."""
+    uid, gid = (0, 0) if config.run_as_root else (start.uid, start.gid)
+    binds = list(config.mounts)
+    files, ports = {}, {}
+    if start.tcp_connection_file is not None:
+        files = {connection.DELIVERED_FILE: start.tcp_connection_file}
+        ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
+    else:
+        binds.insert(0, f"{start.runtime_dir}:{start.runtime_dir}:rw")
+    cwd = start.cwd
+    if config.on_remote_engine:  # that machine has no such folder: a volume is the folder
+        binds.insert(0, f"{config.work_volume_name}:{REMOTE_WORKDIR}:rw")
+        cwd = REMOTE_WORKDIR
+    else:
+        binds.insert(0, f"{cwd}:{cwd}:rw")
+    return KernelContainerSpec(
+        image=config.image_reference,
+        command=start.command,
+        user=f"{uid}:{gid}",
+        working_dir=cwd,
+        environment=kernel_environment(
+            start.environment, start.kernelspec_env, config.env_allowlist
+        ),
+        binds=binds,
+        labels={
+            LABEL_KERNEL_ID: start.kernel_id,
+            LABEL_KERNELSPEC: start.kernelspec,
+            LABEL_OWNER: start.owner,
+            LABEL_RUNTIME_DIR: start.runtime_dir,
+        },
+        network_mode=config.network_mode,
+        tmpfs={HOME: f"rw,exec,mode=0700,uid={uid},gid={gid}"},
+        memory=config.memory,
+        cpus=config.cpus,
+        pids_limit=config.pids_limit,
+        cap_drop=["ALL"],
+        cap_add=list(config.cap_add),
+        security_opt=["no-new-privileges"] if config.no_new_privileges else [],
+        name=f"distrokernels-{start.kernel_id[:8]}-{start.name_suffix}".rstrip("-"),
+        ports=ports,
+        files=files,
+    )
+
+
+def kernel_environment(
+    env: Mapping[str, str], kernelspec_keys: list[str], allowlist: list[str]
+) -> dict[str, str]:
+    """The environment the kernel sees: never the whole host environment.
+
+    Only the kernelspec's own ``env`` entries, JPY_SESSION_NAME and names matching the
+    allowlist pass. JPY_PARENT_PID never does: ipykernel would watch a pid that does
+    not exist in the container and exit at once.
+    """
+    passed = {
+        key: value
+        for key, value in env.items()
+        if key in kernelspec_keys
+        or key == "JPY_SESSION_NAME"
+        or any(fnmatch.fnmatchcase(key, pattern) for pattern in allowlist)
+    }
+    passed.pop("JPY_PARENT_PID", None)
+    passed["HOME"] = HOME
+    # docker-init (tini) then forwards signals to the kernel's whole process group,
+    # as the local provisioner does with killpg.
+    passed["TINI_KILL_PROCESS_GROUP"] = "1"
+    return passed
+
+
+def parse_mount(text: str, local: bool = True) -> str:
+    """'HOST[:CONTAINER][:ro|rw]' -> 'HOST:CONTAINER:MODE', checked; read-only by default."""
+    parts = text.split(":")
+    mode = "ro"
+    if parts[-1] in ("ro", "rw"):
+        mode = parts.pop()
+    if len(parts) not in (1, 2) or not all(parts):
+        raise InvalidInput(f"mount {text!r} is not HOST[:CONTAINER][:ro|rw]", "fix the mount")
+    host, container = parts[0], parts[-1]
+    if not (os.path.isabs(host) and os.path.isabs(container)):
+        raise InvalidInput(f"mount {text!r} needs absolute paths", "use /absolute/paths")
+    if ".." in Path(host).parts or ".." in Path(container).parts:
+        raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
+    if local and not os.path.exists(host):
+        raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
+    if exposes_engine(host):
+        raise InvalidInput(
+            f"mount {text!r} would hand the kernel the Docker engine (root on the host)",
+            "never mount the engine's socket, or a folder holding it, into a kernel",
+        )
+    return f"{host}:{container}:{mode}"
+
+
+def exposes_engine(path: str) -> bool:
+    """Whether mounting ``path`` would put the engine's socket inside the container."""
+    real = os.path.realpath(path)
+    if os.path.basename(real) == "docker.sock":
+        return True
+    prefix = real.rstrip("/") + "/"
+    return any(
+        socket == real or os.path.realpath(socket).startswith(prefix) for socket in _ENGINE_SOCKETS
+    )
