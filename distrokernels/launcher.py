@@ -196,8 +196,11 @@ async def _until_exit_or_stop(manager: Any, bridge: Any, stop: asyncio.Event) ->
                 timeout=_KERNEL_POLL_INTERVAL,
                 return_when=asyncio.FIRST_COMPLETED,
             )
+            fired = disconnected.done()
             disconnected.cancel()
-            if disconnected.done():  # the engine reports the exit a little after
+            if stopped.done():
+                break
+            if fired:  # the engine reports the exit a little after the sockets close
                 with contextlib.suppress(asyncio.TimeoutError):
                     exited = manager.provisioner.wait()
                     return int(await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT))
