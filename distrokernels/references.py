@@ -72,13 +72,18 @@ class ImageUsers:
         return ", ".join(parts)
 
 
+def _tags(image: dict[str, Any]) -> list[str]:
+    """An image's tags; the engine lists an untagged image as '<none>:<none>'."""
+    return [tag for tag in image.get("RepoTags") or [] if not tag.startswith("<none>")]
+
+
 def _references(tags: Iterable[str]) -> list[str]:
     return [tag for tag in tags if tag.startswith(f"{REF_REPOSITORY}/")]
 
 
 def users_of(engine: Engine, image: dict[str, Any]) -> ImageUsers:
     mine_prefix = f"{REF_REPOSITORY}/{owner_key()}:"
-    references = _references(image.get("RepoTags") or [])
+    references = _references(_tags(image))
     mine = sorted(tag[len(mine_prefix) :] for tag in references if tag.startswith(mine_prefix))
     return ImageUsers(mine, len(references) - len(mine), engine.containers_using(image["Id"]))
 
@@ -89,7 +94,7 @@ def reconcile(engine: Engine, kernels: list[InstalledKernel]) -> None:
     they may live on another Jupyter path (another virtualenv's --sys-prefix)."""
     for kernel in kernels:
         image = engine.find_image(kernel.image)
-        if image is not None and reference(kernel.name) not in (image.get("RepoTags") or []):
+        if image is not None and reference(kernel.name) not in _tags(image):
             engine.tag_image(image["Id"], reference(kernel.name))  # moves it, after a rebuild
 
 
@@ -114,7 +119,7 @@ def release(engine: Engine, removed: InstalledKernel, kernels: list[InstalledKer
     users = users_of(engine, image)
     if users.anyone:
         return Released(removed.image, False, users)
-    for tag in image.get("RepoTags") or []:
+    for tag in _tags(image):
         engine.remove_image(tag)  # the last tag takes the image with it
     return Released(removed.image, engine.find_image(image["Id"]) is None)
 
@@ -135,7 +140,7 @@ def unreferenced(engine: Engine) -> Unreferenced:
     images = engine.images_labelled(_KERNEL_IMAGES)
     wanted: set[str] = set()
     for image in images:
-        if _references(image.get("RepoTags") or []) or engine.containers_using(image["Id"]):
+        if _references(_tags(image)) or engine.containers_using(image["Id"]):
             wanted |= _with_parents(engine, image["Id"])
     found = Unreferenced([image for image in images if image["Id"] not in wanted])
     if found.images:
@@ -165,7 +170,7 @@ def collect(engine: Engine, found: Unreferenced) -> int:
     """Delete the unreferenced images; the bytes the engine's layers shrank by."""
     before = engine.layers_size()
     for image in found.images:
-        for tag in image.get("RepoTags") or []:
+        for tag in _tags(image):
             engine.remove_image(tag)
         if engine.find_image(image["Id"]) is not None:  # untagged: only its id names it
             engine.remove_image(image["Id"])
@@ -173,5 +178,5 @@ def collect(engine: Engine, found: Unreferenced) -> int:
 
 
 def _name(image: dict[str, Any]) -> str:
-    tags = [tag for tag in image.get("RepoTags") or [] if tag != "<none>:<none>"]
+    tags = _tags(image)
     return tags[0] if tags else str(image["Id"])[:19]
