@@ -40,6 +40,7 @@ CHANNELS = {
     "iopub": (zmq.XPUB, zmq.XSUB),
 }
 _ROUTING_ID = b"distrokernels-bridge"
+_JOIN_TIMEOUT = 5  # seconds a relay may take to stop
 _counter = itertools.count()
 
 
@@ -100,6 +101,7 @@ class Bridge:
         self.context = zmq.Context()
         self._fronts: dict[str, zmq.Socket[bytes]] = {}
         self._relays: list[_Relay] = []
+        self._echo: _Relay | None = None  # answers heartbeats until the kernel runs
         self._sockets: list[zmq.Socket[bytes]] = []
         self._disconnects: zmq.asyncio.Socket | None = None  # the kernel's hb disconnects
 
@@ -119,6 +121,11 @@ class Bridge:
                     "another process holds that port; let the client choose free ports",
                 ) from error
             self._fronts[channel] = front
+        # Until the kernel runs, the launcher answers heartbeats itself (an echo, as
+        # ipykernel's own heartbeat is): the process the client started is alive, and a
+        # client that pings during a slow start (a swarm node, a busy engine) must not
+        # take the silence for a dead kernel.
+        self._echo = self._relay("hb-echo", self._fronts["hb"], self._fronts["hb"])
 
     def connect(self, kernel_info: Mapping[str, Any]) -> None:
         """Connect to the kernel's endpoints and relay each channel."""
@@ -133,6 +140,9 @@ class Bridge:
         # The kernel's end of a connection closes when its process exits, crash or not.
         monitor = backs["hb"].get_monitor_socket(zmq.EVENT_DISCONNECTED)
         self._disconnects = zmq.asyncio.Socket.from_socket(monitor)
+        if self._echo is not None:  # the kernel answers from now on
+            self._stop([self._echo])
+            self._echo = None
         for channel, back in backs.items():
             self._relays.append(self._relay(channel, self._fronts[channel], back))
 
@@ -165,13 +175,17 @@ class Bridge:
 
     def close(self) -> None:
         """Stop the relays, then close every socket: the client sees its kernel go."""
-        for relay in self._relays:
-            relay.stop.send(b"TERMINATE")
-        for relay in self._relays:
-            relay.thread.join(timeout=5)
+        self._stop(self._relays + ([self._echo] if self._echo else []))
         for socket in self._sockets:
             socket.close(linger=0)
         if self._disconnects is not None:
             self._disconnects.close(linger=0)
         self.context.term()
-        self._relays, self._sockets, self._disconnects = [], [], None
+        self._relays, self._sockets, self._disconnects, self._echo = [], [], None, None
+
+    @staticmethod
+    def _stop(relays: list[_Relay]) -> None:
+        for relay in relays:
+            relay.stop.send(b"TERMINATE")
+        for relay in relays:
+            relay.thread.join(timeout=_JOIN_TIMEOUT)

@@ -10,6 +10,7 @@ KernelManager (no provisioner support) from a virtualenv of its own.
 import hashlib
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -180,6 +181,25 @@ def test_a_client_running_argv_gets_the_distro_kernel_as_if_it_were_local(
     kernel.client.shutdown()
     assert kernel.process.wait(timeout=30) == 0
     assert launched_containers(engine, kernel.process.pid) == []
+
+
+def test_a_slow_start_is_not_taken_for_a_dead_kernel(installed_kernel, launch, tmp_path):
+    """jupyter_client's wait_for_ready gives up when the heartbeat is silent for a second
+    before the first kernel_info_reply: the launcher answers it while the kernel starts."""
+
+    def slow(spec):
+        config = spec["metadata"]["kernel_provisioner"]["config"]
+        config["container_argv"] = [
+            "/bin/sh",
+            "-c",
+            f"sleep 3; exec {shlex.join(config['container_argv'])}",
+        ]
+
+    kernel = launch(variant_kernelspec(installed_kernel, "dk-test-slow", slow), tmp_path)
+    started = time.monotonic()
+    assert kernel.ready()["status"] == "ok"
+    assert time.monotonic() - started > 3
+    assert kernel.run("print(1 + 1)") == "2\n"
 
 
 def test_a_sigkilled_launcher_leaves_no_container(installed_kernel, launch, engine, tmp_path):

@@ -16,6 +16,7 @@ import pytest
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.connection import heartbeat_answers
+from distrokernels.engine import LABEL_OWNER
 from distrokernels.errors import KernelStartFailed
 
 from .conftest import (
@@ -28,6 +29,7 @@ from .conftest import (
 )
 from .test_gc import OWNER
 from .test_load import CONCURRENT, start_run_stop
+from .test_other_clients import Launched
 
 NAME = "swarm-debian-12"
 
@@ -200,3 +202,23 @@ async def test_twenty_swarm_kernels_at_once_all_start_execute_and_leave_nothing(
     await manager.shutdown_all()
     assert swarm.kernel_services() == []
     assert swarm.api.secrets(filters={"label": "distrokernels.kernel-id"}) == []
+
+
+def test_a_client_running_argv_reaches_a_swarm_kernel_over_curve_through_the_bridge(
+    swarm, swarm_kernel, engine, tmp_path
+):
+    """VS Code's way onto a swarm: the launcher's bridge speaks Curve to the node."""
+    kernel = Launched(swarm_kernel, tmp_path, tmp_path)
+    try:
+        kernel.ready()
+        services = [
+            s for s in engine.kernel_services()
+            if s.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(kernel.process.pid)]
+        ]  # fmt: skip
+        assert len(services) == 1
+        assert kernel.run("import os; print(os.getcwd())") == f"{tmp_path}\n"
+        kernel.client.shutdown()
+        assert kernel.process.wait(timeout=60) == 0
+        assert all(s.id not in {t.id for t in engine.kernel_services()} for s in services)
+    finally:
+        kernel.close()
