@@ -37,10 +37,15 @@ import os
 import signal
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import owners
 from .errors import DistroKernelsError, InvalidInput
+
+if TYPE_CHECKING:  # imported when a kernel starts, after the watchdog's fork
+    from jupyter_client.manager import AsyncKernelManager
+
+    from .bridge import Bridge
 
 _WATCHDOG_SWEEPS = 2  # a container whose creation was in flight is there by the second
 _WATCHDOG_SWEEP_GAP = 2.0  # seconds
@@ -175,17 +180,19 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
         status = await _until_exit_or_stop(manager, bridge, stop)
     finally:
         bridge.close()
-        if not manager.has_kernel:
-            pass  # the start failed, and the provisioner removed what it had made
-        elif status is None:  # SIGTERM, SIGHUP, or an error here: stop the kernel
-            await manager.shutdown_kernel()
-        else:
-            await manager.cleanup_resources()
+        # A start that failed has nothing left: the provisioner removed what it made.
+        if manager.has_kernel:
+            if status is None:  # SIGTERM, SIGHUP, or an error here: stop the kernel
+                await manager.shutdown_kernel()
+            else:
+                await manager.cleanup_resources()
         watchdog.release()
     return status if status is not None else 0
 
 
-async def _until_exit_or_stop(manager: Any, bridge: Any, stop: asyncio.Event) -> int | None:
+async def _until_exit_or_stop(
+    manager: AsyncKernelManager, bridge: Bridge, stop: asyncio.Event
+) -> int | None:
     """The kernel's exit status once it exits; None when a signal asks to stop it."""
     stopped = asyncio.ensure_future(stop.wait())
     try:
@@ -200,12 +207,14 @@ async def _until_exit_or_stop(manager: Any, bridge: Any, stop: asyncio.Event) ->
             disconnected.cancel()
             if stopped.done():
                 break
+            assert manager.provisioner is not None
             if fired:  # the engine reports the exit a little after the sockets close
                 with contextlib.suppress(asyncio.TimeoutError):
-                    exited = manager.provisioner.wait()
-                    return int(await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT))
+                    exited = manager.provisioner.wait()  # polls until it has a status
+                    status = await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT)
+                    return 1 if status is None else status
             elif (status := await manager.provisioner.poll()) is not None:
-                return int(status)
+                return status
         return None
     finally:
         stopped.cancel()

@@ -34,7 +34,6 @@ from .engine import LABEL, Engine
 from .kernelspecs import InstalledKernel
 
 REF_REPOSITORY = "distrokernels-ref"
-CONTENT_REPOSITORY = "distrokernels/"  # the content tags the kernelspecs name
 _KERNEL_IMAGES = f"{LABEL}.slug"  # every image distrokernels built carries it
 _MAX_PARENTS = 16  # a kernel image's parent chain: extras, seal, dependency stages
 
@@ -143,14 +142,14 @@ def unreferenced(engine: Engine) -> Unreferenced:
         if _references(_tags(image)) or engine.containers_using(image["Id"]):
             wanted |= _with_parents(engine, image["Id"])
     found = Unreferenced([image for image in images if image["Id"] not in wanted])
-    if found.images:
-        sizes = {entry["Id"]: entry for entry in engine.image_sizes()}
-        found.unique_bytes = sum(
-            max(sizes.get(image["Id"], {}).get("Size", 0)
-                - max(sizes.get(image["Id"], {}).get("SharedSize", 0), 0), 0)
-            for image in found.images
-        )  # fmt: skip
+    sizes = {entry["Id"]: entry for entry in engine.image_sizes()} if found.images else {}
+    found.unique_bytes = sum(_unique_bytes(sizes.get(image["Id"], {})) for image in found.images)
     return found
+
+
+def _unique_bytes(size: dict[str, Any]) -> int:
+    """Bytes in layers no other image has (SharedSize is -1 where the engine did not count)."""
+    return max(int(size.get("Size", 0)) - max(int(size.get("SharedSize", 0)), 0), 0)
 
 
 def _with_parents(engine: Engine, image_id: str) -> set[str]:
