@@ -73,16 +73,8 @@ def install_kernel(
         progress(f"pushed {config['pushed_image']}")
     name = name or kernelspecs.default_name(image)
     display_name = display_name or kernelspecs.default_display_name(image)
-    sharing = [
-        kernel
-        for kernel in kernelspecs.installed_kernels()
-        if kernel.docker_host == docker_host and kernel.image == image.tag and kernel.name != name
-    ]
-    if options.rebuild and sharing:
-        progress(
-            f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
-            + ", ".join(kernel.name for kernel in sharing)
-        )
+    if options.rebuild:
+        _say_who_shares(image.tag, name, docker_host, progress)
     folder = kernelspecs.install(
         image,
         name,
@@ -101,3 +93,17 @@ def install_kernel(
         engine, [k for k in kernelspecs.installed_kernels() if k.docker_host == docker_host]
     )
     return Installed(name, display_name, folder, base)
+
+
+def _say_who_shares(tag: str, name: str, docker_host: str, progress: images.Progress) -> None:
+    """A rebuild replaces what every kernelspec naming the same content runs."""
+    sharing = [
+        kernel.name
+        for kernel in kernelspecs.installed_kernels()
+        if kernel.docker_host == docker_host and kernel.image == tag and kernel.name != name
+    ]
+    if sharing:
+        progress(
+            f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
+            + ", ".join(sharing)
+        )
