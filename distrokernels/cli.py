@@ -200,16 +200,14 @@ def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for url, kernels in _kernels_by_engine().items():
         try:
-            engine: Engine | None = Engine.connect(url)
+            built = references.reconcile(Engine.connect(url), kernels)
         except EngineUnavailable:
-            engine = None
-        if engine is not None:
-            references.reconcile(engine, kernels)
+            built = None
         for kernel in kernels:
-            if engine is None:
+            if built is None:
                 status = "engine down"
             else:
-                status = "built" if engine.find_image(kernel.image) else "missing"
+                status = "built" if built[kernel.name] else "missing"
             rows.append(_list_row(kernel, status))
     rows.sort(key=lambda row: row["name"])
     if args.json:

@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 import shlex
 from collections.abc import Mapping
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import zmq
 import zmq.asyncio
-from jupyter_client.connect import KernelConnectionInfo
 
 from .errors import KernelStartFailed, PlaintextRefused
+
+if TYPE_CHECKING:  # jupyter_client's package imports its managers and clients: not here
+    from jupyter_client.connect import KernelConnectionInfo
 
 # Inside the container: its own network namespace, so fixed numbers never collide.
 KERNEL_PORTS = {
@@ -88,7 +90,7 @@ def client_side(
         )
     client = dict(info, ip=address, transport="tcp")
     client.update({name: published[port] for name, port in KERNEL_PORTS.items()})
-    return cast(KernelConnectionInfo, client)
+    return cast("KernelConnectionInfo", client)
 
 
 def wrap_command(cmd: list[str], connection_file: str) -> list[str]:

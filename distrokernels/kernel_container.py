@@ -3,9 +3,9 @@
 DistroProvisioner gathers the facts of one start (KernelStart: the command, the
 environment Jupyter passes, the working folder, the user, the runtime folder, the owner)
 and ``container_spec`` decides everything about the container from them and the
-kernelspec's checked config (KernelConfig, which DistroProvisioner's traits are). It
-touches neither the engine nor the file system, so it is unit-tested as data. The checks
-of mounts and working folders that do look at the file system live here too.
+kernelspec's checked config (DistroProvisioner's traits). It touches neither the engine
+nor the file system, so it is unit-tested as data. The checks of mounts and working
+folders that do look at the file system live here too.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING
 
 from . import connection
 from .engine import (
@@ -27,52 +27,12 @@ from .engine import (
 )
 from .errors import InvalidInput
 
+if TYPE_CHECKING:  # the provisioner calls in here: its traits are the config
+    from .provisioner import DistroProvisioner
+
 HOME = "/home/kernel"
 REMOTE_WORKDIR = "/work"
 _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
-
-
-class KernelConfig(Protocol):
-    """The kernelspec's config, as DistroProvisioner's traits hold it (checked)."""
-
-    @property
-    def network_mode(self) -> str: ...
-
-    @property
-    def mounts(self) -> list[str]: ...  # normalized HOST:CONTAINER:MODE
-
-    @property
-    def memory(self) -> str | None: ...
-
-    @property
-    def cpus(self) -> float | None: ...
-
-    @property
-    def pids_limit(self) -> int: ...
-
-    @property
-    def env_allowlist(self) -> list[str]: ...
-
-    @property
-    def run_as_root(self) -> bool: ...
-
-    @property
-    def cap_add(self) -> list[str]: ...
-
-    @property
-    def no_new_privileges(self) -> bool: ...
-
-    @property
-    def image_reference(self) -> str: ...
-
-    @property
-    def uses_tcp(self) -> bool: ...
-
-    @property
-    def on_remote_engine(self) -> bool: ...
-
-    @property
-    def work_volume_name(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -93,7 +53,7 @@ class KernelStart:
     name_suffix: str = ""
 
 
-def container_spec(config: KernelConfig, start: KernelStart) -> KernelContainerSpec:
+def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelContainerSpec:
     """Everything about the container, decided here and nowhere else."""
     uid, gid = (0, 0) if config.run_as_root else (start.uid, start.gid)
     binds = list(config.mounts)

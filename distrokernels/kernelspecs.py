@@ -19,11 +19,11 @@ from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+from . import PROVISIONER_NAME
 from .connection import supports_curve
 from .dockerfiles import KERNEL_PYTHON
 from .errors import InvalidInput, KernelspecExists, KernelspecNotFound
 from .images import KernelImage
-from .provisioner import PROVISIONER_NAME
 
 LOCK_FILE = "kernel.lock"
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")

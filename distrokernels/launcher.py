@@ -39,7 +39,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any
 
-from . import owners
+from . import PROVISIONER_NAME, owners
 from .errors import DistroKernelsError, InvalidInput
 
 if TYPE_CHECKING:  # imported when a kernel starts, after the watchdog's fork
@@ -134,7 +134,6 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
     from jupyter_client.manager import AsyncKernelManager
 
     from .bridge import Bridge
-    from .provisioner import PROVISIONER_NAME
 
     client_info = read_connection_file(connection_file)
     bridge = Bridge(client_info)

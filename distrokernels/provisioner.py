@@ -41,7 +41,6 @@ from .kernel_container import KernelStart, container_spec, exposes_engine, parse
 
 _T = TypeVar("_T")
 
-PROVISIONER_NAME = "distrokernels"  # its entry point in jupyter_client.kernel_provisioners
 # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
 _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
@@ -322,7 +321,7 @@ class DistroProvisioner(KernelProvisionerBase):
         assert self.runtime_dir is not None
         start = KernelStart(
             kernel_id=self.kernel_id,
-            kernelspec=getattr(self.parent, "kernel_name", "") or "",
+            kernelspec=self.km.kernel_name,
             command=cmd,
             environment=env,
             cwd=cwd,

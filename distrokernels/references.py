@@ -35,7 +35,6 @@ from .kernelspecs import InstalledKernel
 
 REF_REPOSITORY = "distrokernels-ref"
 _KERNEL_IMAGES = f"{LABEL}.slug"  # every image distrokernels built carries it
-_MAX_PARENTS = 16  # a kernel image's parent chain: extras, seal, dependency stages
 
 
 def owner_key() -> str:
@@ -87,14 +86,18 @@ def users_of(engine: Engine, image: dict[str, Any]) -> ImageUsers:
     return ImageUsers(mine, len(references) - len(mine), engine.containers_using(image["Id"]))
 
 
-def reconcile(engine: Engine, kernels: list[InstalledKernel]) -> None:
+def reconcile(engine: Engine, kernels: list[InstalledKernel]) -> dict[str, bool]:
     """Each of ``kernels`` (this user's, on ``engine``) holds a reference to the image its
-    tag names now. References of kernelspecs this process does not see are left alone:
-    they may live on another Jupyter path (another virtualenv's --sys-prefix)."""
+    tag names now; returns which kernels' images are there. References of kernelspecs
+    this process does not see are left alone: they may live on another Jupyter path
+    (another virtualenv's --sys-prefix)."""
+    built = {}
     for kernel in kernels:
         image = engine.find_image(kernel.image)
+        built[kernel.name] = image is not None
         if image is not None and reference(kernel.name) not in _tags(image):
             engine.tag_image(image["Id"], reference(kernel.name))  # moves it, after a rebuild
+    return built
 
 
 @dataclass(frozen=True)
@@ -137,10 +140,13 @@ class Unreferenced:
 
 def unreferenced(engine: Engine) -> Unreferenced:
     images = engine.images_labelled(_KERNEL_IMAGES)
+    in_use = engine.container_images() | {i["Id"] for i in images if _references(_tags(i))}
+    parents = engine.image_parents()
     wanted: set[str] = set()
-    for image in images:
-        if _references(_tags(image)) or engine.containers_using(image["Id"]):
-            wanted |= _with_parents(engine, image["Id"])
+    for image_id in in_use:  # and the stages it was built on
+        while image_id and image_id not in wanted:
+            wanted.add(image_id)
+            image_id = parents.get(image_id, "")
     found = Unreferenced([image for image in images if image["Id"] not in wanted])
     sizes = {entry["Id"]: entry for entry in engine.image_sizes()} if found.images else {}
     found.unique_bytes = sum(_unique_bytes(sizes.get(image["Id"], {})) for image in found.images)
@@ -150,19 +156,6 @@ def unreferenced(engine: Engine) -> Unreferenced:
 def _unique_bytes(size: dict[str, Any]) -> int:
     """Bytes in layers no other image has (SharedSize is -1 where the engine did not count)."""
     return max(int(size.get("Size", 0)) - max(int(size.get("SharedSize", 0)), 0), 0)
-
-
-def _with_parents(engine: Engine, image_id: str) -> set[str]:
-    """The image and the stages it was built on: a wanted image keeps them all."""
-    chain = set()
-    current: str = image_id
-    for _ in range(_MAX_PARENTS):
-        if not current or current in chain:
-            break
-        chain.add(current)
-        data = engine.find_image(current)
-        current = (data or {}).get("Parent", "")
-    return chain
 
 
 def collect(engine: Engine, found: Unreferenced) -> int:

@@ -161,6 +161,11 @@ class ContainersMixin(EngineBase):
         ]
 
     @engine_errors
+    def container_images(self) -> set[str]:
+        """The image ids of every container, running or not."""
+        return {str(entry["ImageID"]) for entry in self.api.containers(all=True)}
+
+    @engine_errors
     def containers_using(self, image_id: str) -> int:
         """Containers, running or not, made from the image or from an image built on it."""
         return len(self.api.containers(all=True, filters={"ancestor": image_id}))

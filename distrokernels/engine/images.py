@@ -197,6 +197,11 @@ class ImagesMixin(EngineBase):
         return images
 
     @engine_errors
+    def image_parents(self) -> dict[str, str]:
+        """Every image id, intermediate ones too, and the id of the image it was built on."""
+        return {str(i["Id"]): str(i.get("ParentId") or "") for i in self.api.images(all=True)}
+
+    @engine_errors
     def layers_size(self) -> int:
         """Bytes the engine's image layers take, each layer counted once."""
         return int(self.api.df().get("LayersSize") or 0)

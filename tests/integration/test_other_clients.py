@@ -34,13 +34,13 @@ JC6_VENV = Path("/tmp/distrokernels-jupyter-client-6")
 GONE_WITHIN = 10  # seconds: a SIGKILLed launcher's container
 
 
+def owned_by(kernels: list, pid: int) -> list:
+    """The kernel containers (or services) whose owner is the launcher process ``pid``."""
+    return [k for k in kernels if k.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
+
+
 def launched_containers(engine, pid: int) -> list:
-    """The kernel containers whose owner is the launcher process ``pid``."""
-    return [
-        c
-        for c in engine.kernel_containers()
-        if c.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]
-    ]
+    return owned_by(engine.kernel_containers(), pid)
 
 
 def wait_until(condition, timeout: float) -> bool:

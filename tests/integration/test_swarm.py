@@ -16,7 +16,6 @@ import pytest
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.connection import heartbeat_answers
-from distrokernels.engine import LABEL_OWNER
 from distrokernels.errors import KernelStartFailed
 
 from .conftest import (
@@ -29,7 +28,7 @@ from .conftest import (
 )
 from .test_gc import OWNER
 from .test_load import CONCURRENT, start_run_stop
-from .test_other_clients import Launched
+from .test_other_clients import Launched, owned_by
 
 NAME = "swarm-debian-12"
 
@@ -211,14 +210,10 @@ def test_a_client_running_argv_reaches_a_swarm_kernel_over_curve_through_the_bri
     kernel = Launched(swarm_kernel, tmp_path, tmp_path)
     try:
         kernel.ready()
-        services = [
-            s for s in engine.kernel_services()
-            if s.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(kernel.process.pid)]
-        ]  # fmt: skip
-        assert len(services) == 1
+        assert len(owned_by(engine.kernel_services(), kernel.process.pid)) == 1
         assert kernel.run("import os; print(os.getcwd())") == f"{tmp_path}\n"
         kernel.client.shutdown()
         assert kernel.process.wait(timeout=60) == 0
-        assert all(s.id not in {t.id for t in engine.kernel_services()} for s in services)
+        assert owned_by(engine.kernel_services(), kernel.process.pid) == []
     finally:
         kernel.close()
