@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import __version__, bootstrap, images, installer, kernelspecs, locks, references, usage
+from . import __version__, bootstrap, images, installer, kernelspecs, locks, pool, references, usage
 from .distros import OsRelease
 from .dockerfiles import plan_layer
 from .engine import Engine
@@ -177,6 +177,7 @@ def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
         "constraints": args.constraint,
         "plaintext_tcp": args.plaintext_tcp or None,
         "work_volume": args.work_volume,
+        "pool_size": args.pool,
     }
     config = {key: value for key, value in options.items() if value is not None}
     from .provisioner import validate_config  # jupyter_client's provisioning: only here
@@ -199,8 +200,12 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     rows = []
     for url, kernels in _kernels_by_engine().items():
+        warm: dict[str, list[int | None]] = {}
         try:
-            built = references.reconcile(Engine.connect(url), kernels)
+            engine = Engine.connect(url)
+            built = references.reconcile(engine, kernels)
+            for idle in pool.idle_warm_containers(engine):
+                warm.setdefault(idle.kernelspec, []).append(engine.container_memory(idle.id))
         except EngineUnavailable:
             built = None
         for kernel in kernels:
@@ -208,18 +213,32 @@ def cmd_list(args: argparse.Namespace) -> int:
                 status = "engine down"
             else:
                 status = "built" if built[kernel.name] else "missing"
-            rows.append(_list_row(kernel, status))
+            rows.append(_list_row(kernel, status, warm.get(kernel.name, [])))
     rows.sort(key=lambda row: row["name"])
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    columns = ["name", "display_name", "distro", "python", "image", "status", "runs_on", "limits"]
+    columns = [
+        "name",
+        "display_name",
+        "distro",
+        "python",
+        "image",
+        "status",
+        "warm",
+        "runs_on",
+        "limits",
+    ]
     print(_table([c.upper() for c in columns], [[str(row[c]) for c in columns] for row in rows]))
     return 0
 
 
-def _list_row(kernel: kernelspecs.InstalledKernel, status: str) -> dict[str, str]:
+def _list_row(
+    kernel: kernelspecs.InstalledKernel, status: str, warm: list[int | None]
+) -> dict[str, Any]:
+    """``warm``: the memory of each of this user's idle warm containers of the kernel."""
     backend = kernel.config.get("backend", "docker")
+    known = [size for size in warm if size is not None]
     return {
         "name": kernel.name,
         "display_name": kernel.spec.get("display_name", ""),
@@ -228,6 +247,9 @@ def _list_row(kernel: kernelspecs.InstalledKernel, status: str) -> dict[str, str
         "ipykernel": kernel.info.get("ipykernel", ""),
         "image": kernel.image,
         "status": status,
+        "warm": f"{len(warm)} ({_mb(sum(known) // max(len(known), 1))} each)" if warm else "-",
+        "warm_containers": len(warm),
+        "warm_memory_bytes": known,
         "runs_on": f"{'swarm' if backend == 'swarm' else 'engine'} "
         f"{kernel.docker_host or '(default)'}",
         "image_in_registry": kernel.config.get("pushed_image", ""),
@@ -274,6 +296,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     kernel = kernelspecs.find(args.name)
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
+    engine = _connect(kernel.docker_host)
+    if engine is not None and (dropped := pool.drop_kernelspecs(engine, {args.name})):
+        _say(f"removed {dropped} warm container(s) of {args.name!r}")
     if args.image:
         engine = Engine.connect(kernel.docker_host)
         mine = _kernels_by_engine().get(kernel.docker_host, [])
@@ -397,6 +422,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument(
         "--work-volume", help="remote engine: the named volume mounted at /work as working folder"
+    )
+    install.add_argument(
+        "--pool",
+        type=int,
+        metavar="N",
+        help="warm containers a Jupyter server keeps for this kernel (default 1; 0: none)",
     )
     install.add_argument("--pids-limit", type=int, help="most processes (default 1024)")
     install.add_argument("--cap-add", action="append", help="add back a capability, e.g. CHOWN")

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import connection, images, kernelspecs, references
+from . import connection, images, kernelspecs, pool, references
 from .engine import Engine, remote_address
 from .errors import InvalidInput
 
@@ -73,8 +73,12 @@ def install_kernel(
         progress(f"pushed {config['pushed_image']}")
     name = name or kernelspecs.default_name(image)
     display_name = display_name or kernelspecs.default_display_name(image)
-    if options.rebuild:
-        _say_who_shares(image.tag, name, docker_host, progress)
+    sharing = _sharing(image.tag, name, docker_host) if options.rebuild else []
+    if sharing:
+        progress(
+            f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
+            + ", ".join(sharing)
+        )
     folder = kernelspecs.install(
         image,
         name,
@@ -88,6 +92,8 @@ def install_kernel(
         prefix=prefix,
         replace=replace,
     )
+    # Warm containers of what this replaced are stale: a server then starts cold, once.
+    pool.drop_kernelspecs(engine, {name, *sharing})
     # This kernelspec's reference, and those of kernelspecs from before references.
     references.reconcile(
         engine, [k for k in kernelspecs.installed_kernels() if k.docker_host == docker_host]
@@ -95,15 +101,10 @@ def install_kernel(
     return Installed(name, display_name, folder, base)
 
 
-def _say_who_shares(tag: str, name: str, docker_host: str, progress: images.Progress) -> None:
-    """A rebuild replaces what every kernelspec naming the same content runs."""
-    sharing = [
+def _sharing(tag: str, name: str, docker_host: str) -> list[str]:
+    """The other kernelspecs naming the same content: a rebuild replaces what they run."""
+    return [
         kernel.name
         for kernel in kernelspecs.installed_kernels()
         if kernel.docker_host == docker_host and kernel.image == tag and kernel.name != name
     ]
-    if sharing:
-        progress(
-            f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
-            + ", ".join(sharing)
-        )

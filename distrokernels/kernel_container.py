@@ -22,6 +22,7 @@ from .engine import (
     LABEL_KERNEL_ID,
     LABEL_KERNELSPEC,
     LABEL_OWNER,
+    LABEL_POOL,
     LABEL_RUNTIME_DIR,
     KernelContainerSpec,
 )
@@ -51,6 +52,9 @@ class KernelStart:
     kernelspec_env: list[str]  # names the kernelspec's own ``env`` sets
     tcp_connection_file: bytes | None = None  # the kernel's side, when reached over TCP
     name_suffix: str = ""
+    # A warm container (pool.py) mounts the whole runtime root, not one kernel's folder.
+    runtime_mount: str = ""
+    warm: bool = False
 
 
 def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelContainerSpec:
@@ -62,7 +66,8 @@ def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelConta
         files = {connection.DELIVERED_FILE: start.tcp_connection_file}
         ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
     else:
-        binds.insert(0, f"{start.runtime_dir}:{start.runtime_dir}:rw")
+        mount = start.runtime_mount or start.runtime_dir
+        binds.insert(0, f"{mount}:{mount}:rw")
     cwd = start.cwd
     if config.on_remote_engine:  # that machine has no such folder: a volume is the folder
         binds.insert(0, f"{config.work_volume_name}:{REMOTE_WORKDIR}:rw")
@@ -83,6 +88,7 @@ def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelConta
             LABEL_KERNELSPEC: start.kernelspec,
             LABEL_OWNER: start.owner,
             LABEL_RUNTIME_DIR: start.runtime_dir,
+            **({LABEL_POOL: "warm"} if start.warm else {}),
         },
         network_mode=config.network_mode,
         tmpfs={HOME: f"rw,exec,mode=0700,uid={uid},gid={gid}"},

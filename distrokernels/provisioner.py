@@ -9,6 +9,9 @@ do locally. What the container is, is decided as data in kernel_container.py; wh
 runs is the backend's business (backends.py); the engine connections it shares with the
 process's other kernels, and the orphan sweep, are engines.py's. The kernelspec's config
 is checked by the traits below, so a hand-edited kernel.json meets the CLI's checks.
+In a Jupyter server, a start first asks pool.py for a warm container of the same kind,
+and falls back to a cold start; either way the kernel gets the same key, folder and
+environment.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import re
 import secrets
 import shutil
 import signal
-import stat
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -29,15 +31,18 @@ from typing import Any, TypeVar, cast
 import zmq
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.manager import KernelManager
+from jupyter_client.multikernelmanager import MultiKernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
-from . import connection, owners
+from . import connection, owners, pool
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .engine import Engine, KernelContainerSpec, remote_address
 from .engines import collect_orphans_in_background, shared_engine
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
 from .kernel_container import KernelStart, container_spec, exposes_engine, parse_mount
+from .pool import POOL, Template, WarmContainer
+from .runtime import runtime_root
 
 _T = TypeVar("_T")
 
@@ -47,27 +52,10 @@ _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
 _FIRST_HEARTBEAT_WAIT = 0.2  # seconds; grows while a TCP kernel does not answer
 _ENGINE_CHECK_INTERVAL = 0.2  # seconds between asking the engine whether a start failed
 MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
+MAX_POOL_SIZE = 64  # warm containers per kernelspec: each holds tens of MB
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
 _CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
-
-
-def runtime_root() -> Path:
-    """The user's private folder for connection files and IPC sockets (short paths)."""
-    xdg = os.environ.get("XDG_RUNTIME_DIR", "")
-    if xdg and os.access(xdg, os.W_OK):
-        root = Path(xdg) / "distrokernels"
-    else:
-        root = Path("/tmp") / f"distrokernels-{os.getuid()}"
-    root.mkdir(mode=0o700, exist_ok=True)
-    info = root.stat()
-    if info.st_uid != os.getuid() or stat.S_IMODE(info.st_mode) & 0o077:
-        raise KernelStartFailed(
-            f"{root} is not a private folder of yours (owner uid {info.st_uid}, "
-            f"mode {stat.S_IMODE(info.st_mode):o})",
-            "remove it, or set XDG_RUNTIME_DIR to a folder only you can access",
-        )
-    return root
 
 
 def validate_config(config: Mapping[str, Any]) -> None:
@@ -129,6 +117,16 @@ class DistroProvisioner(KernelProvisionerBase):
         help="On a remote engine: the named volume that is the working folder, at /work "
         "(default: distrokernels-work-<user>).",
     ).tag(config=True)
+    pool_size = Int(
+        1,
+        help="Warm containers kept per kernelspec in a Jupyter server, so that its next "
+        "start or restart takes a tenth of a second (0: always start cold).",
+    ).tag(config=True)
+    pool_root = Unicode(
+        "",
+        help="The folder warm containers mount, under which kernels may start warm "
+        "(default: the Jupyter server's root_dir, else your home folder).",
+    ).tag(config=True)
     container_argv = List(
         Unicode(),
         help="The kernel's command inside the container ({connection_file} is replaced). "
@@ -137,6 +135,15 @@ class DistroProvisioner(KernelProvisionerBase):
     ).tag(config=True)
 
     # --- the checks every kernelspec gets, whether written by `install` or by hand ------
+
+    @validate("pool_size")
+    def _check_pool_size(self, proposal: Any) -> int:
+        size: int = proposal["value"]
+        if not 0 <= size <= MAX_POOL_SIZE:
+            raise InvalidInput(
+                f"pool_size {size} is not between 0 and {MAX_POOL_SIZE}", "pass e.g. --pool 1"
+            )
+        return size
 
     @validate("cpus")
     def _check_cpus(self, proposal: Any) -> float | None:
@@ -202,6 +209,9 @@ class DistroProvisioner(KernelProvisionerBase):
 
     runtime_dir: str | None = None
     _backend: KernelBackend | None = None
+    _template: Template | None = None  # this kernel's kind of warm container, if any
+    _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
+    _slot_link: str | None = None  # a restart's warm slot, linked to the kept folder
 
     @property
     def km(self) -> KernelManager:
@@ -254,7 +264,16 @@ class DistroProvisioner(KernelProvisionerBase):
             or getattr(km, "transport_encryption", "disabled")
         ).lower()
         extra_arguments = kwargs.pop("extra_arguments", [])
+        restart = self.runtime_dir is not None
+        self._template = self._pool_template(
+            kwargs.get("cwd") or os.getcwd(), kwargs.get("env", os.environ), extra_arguments
+        )
+        self._warm = POOL.claim(self._template) if self._template else None
+        if self._warm is not None and not restart:
+            self.runtime_dir = self._warm.slot  # fresh and private: the kernel's folder
         self.runtime_dir = self.runtime_dir or self._runtime_dir_for(km.connection_file)
+        if restart:
+            _remove_sockets(self.runtime_dir)  # the dead kernel's: clients wait for new ones
         km.connection_file = os.path.join(self.runtime_dir, "kernel.json")
         if self._encrypts(policy) and km.curve_publickey is None:
             km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
@@ -274,6 +293,52 @@ class DistroProvisioner(KernelProvisionerBase):
             cmd = self.container_command(extra_arguments)
         collect_orphans_in_background(self.docker_host, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
+
+    def _pool_template(
+        self, cwd: str, env: Mapping[str, str], extra_arguments: list[str]
+    ) -> Template | None:
+        """The warm container that can serve this start, when a pool applies: in a
+        Jupyter server (a long-lived MultiKernelManager), on a local engine, for a
+        ``python -m`` kernel, in a folder under the pool root."""
+        server = self.km.parent
+        command = self.container_command(extra_arguments)
+        if (
+            self.pool_size == 0
+            or self.uses_tcp
+            or not isinstance(server, MultiKernelManager)
+            or not pool.can_serve(command)
+        ):
+            return None
+        root = os.path.abspath(
+            self.pool_root or getattr(server, "root_dir", "") or os.path.expanduser("~")
+        )
+        if not os.path.isdir(root) or exposes_engine(root):
+            return None
+        if os.path.commonpath([root, os.path.abspath(cwd)]) != root:
+            return None
+        start = KernelStart(
+            kernel_id="pool",
+            kernelspec=self.km.kernel_name,
+            command=command[:1],
+            # The server's locale, TZ, TERM: the same for each of its starts, and read by
+            # Python at its start. Per-start variables come with the claim.
+            environment={key: value for key, value in env.items() if key != "JPY_SESSION_NAME"},
+            cwd=root,
+            uid=os.getuid(),
+            gid=os.getgid(),
+            owner=owners.current_owner(),
+            runtime_dir="",
+            kernelspec_env=[],
+            runtime_mount=str(runtime_root()),
+            warm=True,
+        )
+        return Template(
+            kernelspec=self.km.kernel_name,
+            engine_url=self.docker_host,
+            spec=container_spec(self, start),
+            runtime_root=str(runtime_root()),
+            size=self.pool_size,
+        )
 
     def container_command(self, extra_arguments: list[str]) -> list[str]:
         """The in-container command, whatever kernel.json's argv (the host launcher) says."""
@@ -349,7 +414,21 @@ class DistroProvisioner(KernelProvisionerBase):
         return self.work_volume or f"distrokernels-work-{getpass.getuser()}"
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
-        spec = self.container_spec(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
+        with POOL.start_in_flight():
+            await self._launch(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
+        if self._template is not None:
+            POOL.refill(self._template)
+        return self.connection_info
+
+    async def _launch(self, cmd: list[str], env: Mapping[str, str], cwd: str) -> None:
+        try:
+            spec = self.container_spec(cmd, env, cwd)
+        except BaseException:
+            await self._drop_claim()
+            raise
+        if self._warm is not None and await self._start_warm(spec):
+            await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
+            return
         try:
             if self.on_remote_engine:
                 owner = spec.user
@@ -368,7 +447,31 @@ class DistroProvisioner(KernelProvisionerBase):
             await self._wait_until(self._answers_over_tcp(), interval=0.05)
         else:
             await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
-        return self.connection_info
+
+    async def _start_warm(self, spec: KernelContainerSpec) -> bool:
+        """Hand this start to the claimed warm container; False: it is gone, start cold."""
+        warm, self._warm = self._warm, None
+        assert warm is not None and self.runtime_dir is not None
+        if not pool.hand_over(warm, spec.command, spec.working_dir, spec.environment):
+            self.log.info("distrokernels: warm container %s was gone", warm.id[:12])
+            await asyncio.to_thread(POOL.discard, warm, self.docker_host)
+            return False
+
+        def adopt(backend: KernelBackend) -> None:
+            backend.id = warm.id
+
+        await self._on_backend(adopt)
+        if warm.slot != self.runtime_dir:  # a restart keeps its folder: the label links it
+            shutil.rmtree(warm.slot, ignore_errors=True)
+            os.symlink(self.runtime_dir, warm.slot)
+            self._slot_link = warm.slot
+        self.log.info("distrokernels: %s started warm (%s)", self.km.kernel_name, warm.id[:12])
+        return True
+
+    async def _drop_claim(self) -> None:
+        if self._warm is not None:
+            warm, self._warm = self._warm, None
+            await asyncio.to_thread(POOL.discard, warm, self.docker_host)
 
     @property
     def _reinstall_hint(self) -> str:
@@ -475,6 +578,10 @@ class DistroProvisioner(KernelProvisionerBase):
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):
                 await self._on_backend(lambda backend: backend.remove())
+        if self._slot_link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._slot_link)
+            self._slot_link = None
         if not restart:
             self._remove_runtime_dir()
 
@@ -499,6 +606,13 @@ class DistroProvisioner(KernelProvisionerBase):
 
         await self._on_backend(adopt)
         self.runtime_dir = provisioner_info.get("runtime_dir")
+
+
+def _remove_sockets(folder: str) -> None:
+    """A dead kernel's IPC socket files, so that a restart's wait sees the new ones."""
+    for socket_file in Path(folder).glob("k-*"):
+        with contextlib.suppress(FileNotFoundError):
+            socket_file.unlink()
 
 
 def _why_stopped(state: KernelState | None) -> tuple[str, str]:

@@ -48,12 +48,24 @@ class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
                 if not owner_is_gone(kernel.labels.get(LABEL_OWNER, "")):
                     continue
                 remove(kernel.id)
-                runtime_dir = kernel.labels.get(LABEL_RUNTIME_DIR)
-                if runtime_dir:
-                    shutil.rmtree(runtime_dir, ignore_errors=True)
+                remove_runtime_dir(kernel.labels.get(LABEL_RUNTIME_DIR, ""))
                 removed.append(kernel)
         self._collect_orphan_secrets(owner_is_gone)
         return removed
+
+
+def remove_runtime_dir(path: str) -> None:
+    """A kernel's runtime folder; a warm container claimed by a restart labels a link
+    to the folder the kernel kept (pool.py): the link and its folder."""
+    if not path:
+        return
+    if os.path.islink(path):
+        target = os.path.realpath(path)
+        os.unlink(path)
+        if os.path.dirname(target) == os.path.dirname(path):  # only a sibling in the root
+            shutil.rmtree(target, ignore_errors=True)
+        return
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def remote_address(url: str) -> str:

@@ -130,6 +130,21 @@ class ContainersMixin(EngineBase):
         return True
 
     @engine_errors
+    def container_memory(self, container_id: str) -> int | None:
+        """Bytes the container uses, as `docker stats` counts them (page cache that can
+        be dropped excluded); None when it is gone or the engine cannot tell."""
+        try:
+            stats = self.api.stats(container_id, stream=False, one_shot=True)
+        except docker.errors.NotFound:
+            return None
+        memory = stats.get("memory_stats") or {}
+        if "usage" not in memory:
+            return None
+        details = memory.get("stats") or {}
+        inactive = details.get("total_inactive_file", details.get("inactive_file", 0))
+        return int(memory["usage"]) - int(inactive)
+
+    @engine_errors
     def container_logs(self, container_id: str, tail: int = 20) -> str:
         try:
             logs: bytes = self.api.logs(container_id, tail=tail)

@@ -9,7 +9,7 @@ from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.engine import LABEL_OWNER
 from distrokernels.owners import current_owner
-from distrokernels.provisioner import runtime_root
+from distrokernels.runtime import runtime_root
 
 from .conftest import execute
 

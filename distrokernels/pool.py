@@ -1,0 +1,415 @@
+"""Warm kernels: containers started ahead of time, handed out once, refilled behind.
+
+A cold start pays for ``docker start`` and for Python importing ipykernel, IPython and
+debugpy, most of a second on this machine kind. A warm container has paid both: it runs
+the kernelspec's image with every hardening default, as the user, and a small waiter
+(``WAITER``, on the image's Python) that has imported what ipykernel's start imports
+and created no socket, read no key. It then waits on a FIFO in its own private folder
+(a "slot" in the user's runtime folder) for one claim: the argv, working folder and
+environment a cold start would have used. The waiter restores the environment it was
+started with, applies the claim's (and what the imports set, as they would have after
+it), ``chdir``s, sets ``sys.argv``, ``sys.orig_argv`` and ``sys.path[0]`` as
+``python -m`` would have, and runs the module as ``__main__``. It was started with the
+server's locale variables, so Python chose the same locale and encodings as a cold
+start of that server's kernels does.
+
+What differs from a cold container is only what must be fixed at creation: it mounts
+the pool root (the server's ``root_dir``, else the home folder) instead of one notebook
+folder, and the user's whole runtime folder instead of one kernel's, so that it can
+serve any notebook folder under the root, and a restart (which keeps the kernel's
+runtime folder and so its endpoints) too. A start whose folder is outside the root is
+cold.
+
+The pool belongs to one long-lived process (a Jupyter server: a KernelManager with a
+MultiKernelManager parent), keyed by everything that decides the container, so a
+changed config, a reinstall or a rebuild never gets a stale container. Containers carry
+the process's owner token, so `gc` and the next server's orphan sweep collect the pool
+of a SIGKILLed server; an exiting server removes its own; `distrokernels remove` and a
+reinstall remove the unclaimed containers of their kernelspec. A claimed container is
+never handed out again (kernels hold state). Refills run on a thread, after starts have
+gone quiet, so they never compete with the start they replace.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import contextlib
+import dataclasses
+import errno
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .engine import LABEL_KERNELSPEC, LABEL_POOL, LABEL_RUNTIME_DIR, Engine, KernelContainerSpec
+from .engines import shared_engine
+from .errors import DistroKernelsError
+from .runtime import runtime_root
+
+log = logging.getLogger(__name__)
+
+CLAIM_FIFO = "claim"  # in the slot: exists once the waiter has imported and waits
+CONNECTION_FILE = "kernel.json"  # in the slot: written when a fresh start claims it
+SLOT_PREFIX = "w-"
+_QUIET = 0.5  # seconds without a start in flight before a refill begins
+_REFILL_RETRY = 5.0  # seconds before a failed refill is tried again
+_REFILL_FAILURES = 3  # then the pool of that kernelspec stops refilling
+_CLOSE_WAIT = 30.0  # seconds an exiting process waits for a refill in flight
+
+# The waiter: Python 3.6+ (CentOS 7's), no f-strings beyond 3.6, nothing kept in
+# __main__ that the kernel could see (its user namespace is a module of its own).
+WAITER = r"""
+import os, sys
+_environ = dict(os.environ)
+import json, runpy
+import ipykernel.kernelapp
+for _name in ("ipykernel.debugger", "IPython.core.history", "sqlite3", "pdb"):
+    try:
+        __import__(_name)
+    except ImportError:
+        pass
+_imported = dict((k, v) for k, v in os.environ.items() if _environ.get(k) != v)
+def _claimed(fifo):
+    os.mkfifo(fifo + ".new", 0o600)
+    os.rename(fifo + ".new", fifo)
+    with open(fifo) as stream:
+        claim = json.load(stream)
+    os.chdir(claim["cwd"])
+    os.environ.clear()
+    os.environ.update(_environ)
+    os.environ.update(claim["env"])
+    os.environ.update(_imported)
+    argv = claim["argv"]
+    if hasattr(sys, "orig_argv"):
+        sys.orig_argv = list(argv)
+    sys.argv[:] = ["-m"] + argv[3:]
+    sys.path[0] = os.getcwd() if sys.version_info >= (3, 7) else ""
+    return argv[2]
+runpy.run_module(_claimed(sys.argv[1]), run_name="__main__", alter_sys=True)
+"""
+
+
+def can_serve(command: list[str]) -> bool:
+    """A warm container runs ``python -m MODULE ARGS``: other commands start cold."""
+    return len(command) >= 3 and command[1] == "-m"
+
+
+def waiter_command(python: str, slot: str) -> list[str]:
+    return [python, "-c", WAITER, os.path.join(slot, CLAIM_FIFO)]
+
+
+def template_key(template: KernelContainerSpec) -> str:
+    """What decides a warm container, as a digest: equal keys, interchangeable containers."""
+    data = json.dumps(dataclasses.asdict(template), sort_keys=True)
+    return hashlib.sha256(data.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Template:
+    """A kind of warm container: one kernelspec's, with one config, on one engine.
+
+    ``spec`` is the container without its slot (command ``[python]``, no runtime-dir
+    label, no name); ``for_slot`` completes it.
+    """
+
+    kernelspec: str
+    engine_url: str
+    spec: KernelContainerSpec
+    runtime_root: str
+    size: int
+
+    @property
+    def key(self) -> str:
+        return template_key(self.spec)
+
+    def for_slot(self, slot: str) -> KernelContainerSpec:
+        return dataclasses.replace(
+            self.spec,
+            command=waiter_command(self.spec.command[0], slot),
+            labels={**self.spec.labels, LABEL_RUNTIME_DIR: slot},
+            name=f"distrokernels-pool-{os.path.basename(slot)[len(SLOT_PREFIX) :]}",
+        )
+
+
+@dataclass(frozen=True)
+class WarmContainer:
+    id: str
+    slot: str
+
+    @property
+    def fifo(self) -> str:
+        return os.path.join(self.slot, CLAIM_FIFO)
+
+    @property
+    def ready(self) -> bool:
+        """The waiter has imported everything and waits for its claim."""
+        return os.path.exists(self.fifo)
+
+    @property
+    def gone(self) -> bool:
+        """Its slot was removed: by `distrokernels remove`, a reinstall, or `gc`."""
+        return not os.path.isdir(self.slot)
+
+
+def hand_over(warm: WarmContainer, argv: list[str], cwd: str, env: dict[str, str]) -> bool:
+    """Send the claim; False when no waiter reads it (the container died or was removed)."""
+    claim = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
+    try:
+        fd = os.open(warm.fifo, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError as error:
+        if error.errno in (errno.ENXIO, errno.ENOENT):
+            return False
+        raise
+    try:
+        os.set_blocking(fd, True)  # a claim may exceed the pipe's atomic size
+        os.write(fd, claim)
+    except BrokenPipeError:
+        return False
+    finally:
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(warm.fifo)
+    return True
+
+
+def new_slot(runtime_root: str) -> str:
+    slot = os.path.join(runtime_root, SLOT_PREFIX + secrets.token_hex(4))
+    os.mkdir(slot, 0o700)
+    return slot
+
+
+def claimed(slot: str) -> bool:
+    """A slot becomes a kernel's runtime folder (a connection file in it) or, for a
+    restart, a link to the folder the kernel keeps."""
+    return os.path.islink(slot) or os.path.exists(os.path.join(slot, CONNECTION_FILE))
+
+
+class KernelPool:
+    """The warm containers of one process, per template key."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._warm: dict[str, collections.deque[WarmContainer]] = {}
+        self._templates: dict[str, Template] = {}
+        self._current: dict[tuple[str, str], str] = {}  # (engine, kernelspec) -> key
+        self._refilling: dict[str, threading.Thread] = {}
+        self._starts = 0
+        self._last_start = 0.0
+        self._closing = False
+
+    # --- the start path: cheap, no engine call ------------------------------------
+
+    def claim(self, template: Template) -> WarmContainer | None:
+        """A ready container of this template, taken out of the pool; None: start cold.
+
+        Containers of an older template of the same kernelspec (a changed config, a
+        reinstall) are removed here, off the start path.
+        """
+        key = template.key
+        stale: list[WarmContainer] = []
+        found = None
+        with self._lock:
+            kind = (template.engine_url, template.kernelspec)
+            old = self._current.get(kind)
+            if old is not None and old != key:
+                stale += self._warm.pop(old, collections.deque())
+                self._templates.pop(old, None)
+            self._current[kind] = key
+            self._templates[key] = template
+            queue = self._warm.setdefault(key, collections.deque())
+            for warm in list(queue):
+                if warm.gone:
+                    queue.remove(warm)
+                elif warm.ready:
+                    queue.remove(warm)
+                    found = warm
+                    break
+        if stale:
+            self._discard_later(template.engine_url, stale)
+        return found
+
+    @contextlib.contextmanager
+    def start_in_flight(self) -> Iterator[None]:
+        """Refills wait until no start has been in flight for a moment."""
+        with self._lock:
+            self._starts += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._starts -= 1
+                self._last_start = time.monotonic()
+
+    def refill(self, template: Template) -> None:
+        """Top the template's pool up to its size, on a thread, once starts are quiet."""
+        key = template.key
+        with self._lock:
+            self._templates[key] = template
+            self._current[(template.engine_url, template.kernelspec)] = key
+            running = self._refilling.get(key)
+            if self._closing or (running is not None and running.is_alive()):
+                return
+            thread = threading.Thread(
+                target=self._refill, args=(key,), name=f"distrokernels-pool-{key}", daemon=True
+            )
+            self._refilling[key] = thread
+        thread.start()
+
+    def _refill(self, key: str) -> None:
+        failures = 0
+        while True:
+            with self._lock:
+                template = self._templates.get(key)
+                queue = self._warm.setdefault(key, collections.deque())
+                if self._closing or template is None or len(queue) >= template.size:
+                    return
+                busy = self._starts > 0 or time.monotonic() - self._last_start < _QUIET
+            if busy:
+                time.sleep(_QUIET / 5)
+                continue
+            try:
+                warm = self._create(template)
+            except (DistroKernelsError, OSError) as error:
+                failures += 1
+                log.warning(
+                    "distrokernels: a warm %s kernel failed: %s", template.kernelspec, error
+                )
+                if failures >= _REFILL_FAILURES:
+                    return
+                time.sleep(_REFILL_RETRY)
+                continue
+            with self._lock:
+                keep = not self._closing and self._templates.get(key) is template
+                if keep:
+                    self._warm.setdefault(key, collections.deque()).append(warm)
+            if not keep:
+                _remove(shared_engine(template.engine_url), warm)
+
+    @staticmethod
+    def _create(template: Template) -> WarmContainer:
+        slot = new_slot(template.runtime_root)
+        try:
+            engine = shared_engine(template.engine_url)
+            container_id = engine.start_kernel_container(template.for_slot(slot))
+        except BaseException:
+            shutil.rmtree(slot, ignore_errors=True)
+            raise
+        return WarmContainer(container_id, slot)
+
+    def _discard_later(self, engine_url: str, warm: list[WarmContainer]) -> None:
+        def discard() -> None:
+            engine = shared_engine(engine_url)
+            for container in warm:
+                _remove(engine, container)
+
+        threading.Thread(target=discard, name="distrokernels-pool-discard", daemon=True).start()
+
+    def discard(self, warm: WarmContainer, engine_url: str) -> None:
+        """A claimed container whose waiter did not take the claim."""
+        _remove(shared_engine(engine_url), warm)
+
+    # --- inspection and the end ---------------------------------------------------
+
+    def warm_ids(self, kernelspec: str | None = None) -> list[str]:
+        """The ready and starting containers (for tests, the benchmark and `list`)."""
+        with self._lock:
+            return [
+                warm.id
+                for key, queue in self._warm.items()
+                if kernelspec is None or self._templates[key].kernelspec == kernelspec
+                for warm in queue
+            ]
+
+    def wait_until_warm(self, kernelspec: str, count: int, timeout: float = 60) -> None:
+        """Block until ``count`` containers of ``kernelspec`` are ready."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                ready = sum(
+                    warm.ready
+                    for key, queue in self._warm.items()
+                    if self._templates[key].kernelspec == kernelspec
+                    for warm in queue
+                )
+            if ready >= count:
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{ready} of {count} warm {kernelspec} kernels after {timeout} s"
+                )
+            time.sleep(0.05)
+
+    def close(self) -> None:
+        """Remove every unclaimed container (a server's exit); refills in flight first."""
+        with self._lock:
+            self._closing = True
+            threads = list(self._refilling.values())
+        for thread in threads:
+            thread.join(_CLOSE_WAIT)
+        with self._lock:
+            warm = {key: list(queue) for key, queue in self._warm.items()}
+            templates = dict(self._templates)
+            self._warm.clear()
+            self._refilling.clear()
+            self._closing = False
+        for key, containers in warm.items():
+            template = templates.get(key)
+            engine_url = template.engine_url if template else ""
+            for container in containers:
+                with contextlib.suppress(DistroKernelsError):
+                    _remove(shared_engine(engine_url), container)
+
+
+def _remove(engine: Engine, warm: WarmContainer) -> None:
+    engine.remove_container(warm.id)
+    if not claimed(warm.slot):
+        shutil.rmtree(warm.slot, ignore_errors=True)
+
+
+POOL = KernelPool()
+atexit.register(POOL.close)
+
+
+# --- the CLI's view: the unclaimed warm containers of this user, from any process -------
+
+
+@dataclass(frozen=True)
+class IdleWarm:
+    id: str
+    kernelspec: str
+    slot: str
+
+
+def idle_warm_containers(engine: Engine) -> list[IdleWarm]:
+    """Unclaimed warm containers whose slots are in this user's runtime folder."""
+    root = runtime_root()
+    found = []
+    for container in engine.kernel_containers():
+        labels = container.labels
+        slot = labels.get(LABEL_RUNTIME_DIR, "")
+        if LABEL_POOL not in labels or Path(slot).parent != root:
+            continue
+        if os.path.isdir(slot) and not claimed(slot):
+            found.append(IdleWarm(container.id, labels.get(LABEL_KERNELSPEC, ""), slot))
+    return found
+
+
+def drop_kernelspecs(engine: Engine, kernelspecs: set[str]) -> int:
+    """Remove this user's unclaimed warm containers of ``kernelspecs`` (remove, reinstall).
+
+    A server holding them finds their slots gone and starts cold, then refills.
+    """
+    dropped = 0
+    for idle in idle_warm_containers(engine):
+        if idle.kernelspec in kernelspecs:
+            _remove(engine, WarmContainer(idle.id, idle.slot))
+            dropped += 1
+    return dropped
