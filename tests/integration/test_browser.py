@@ -1,8 +1,9 @@
 """JupyterLab in a real browser (Debian's Chromium, driven by Playwright): the launcher
 card, a notebook in the distro kernel, interrupt, restart, restart-and-run-all, change
-kernel, shutdown, and a failing kernel explained in the error dialog. Screenshots go to
-test-artifacts/browser/."""
+kernel, shutdown, a second notebook served by a warm container, and a failing kernel
+explained in the error dialog. Screenshots go to test-artifacts/browser/."""
 
+import contextlib
 import json
 import os
 import secrets
@@ -16,6 +17,10 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from distrokernels.engine import LABEL_OWNER, LABEL_POOL
+from distrokernels.owners import process_start_time
+from distrokernels.pool import idle_warm_containers
 
 from .conftest import kernel_containers
 
@@ -117,7 +122,7 @@ def lab(installed_kernel, suite_kernels, broken_kernelspecs, tmp_path_factory):
     else:
         server.kill()
         pytest.fail(f"JupyterLab did not start: {(root / 'server.log').read_text()[-2000:]}")
-    yield url, token, root
+    yield url, token, root, server.pid
     # The server's own shutdown stops its kernels (the console's one is still running).
     if server.poll() is None:
         shutdown_server(url, token)
@@ -128,7 +133,7 @@ def lab(installed_kernel, suite_kernels, broken_kernelspecs, tmp_path_factory):
 @pytest.fixture(scope="module")
 def page(lab):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    url, token, _ = lab
+    url, token, *_ = lab
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
@@ -165,6 +170,22 @@ def open_from_launcher(page, display_name: str, category: str = "Notebook") -> N
 
 def wait_idle(page, display_name: str) -> None:
     page.wait_for_selector(f'.jp-StatusBar-Widget:has-text("{display_name} | Idle")')
+
+
+def wait_new_notebook_idle(page, display_name: str) -> None:
+    """The notebook just opened shows its kernel idle. The status bar may still show the
+    previous one's, and a cell run before the new session has its kernel is dropped."""
+    page.wait_for_function(
+        """(name) => {
+            const panels = [...document.querySelectorAll('.jp-NotebookPanel')];
+            const newest = panels[panels.length - 1];
+            if (!newest || newest.classList.contains('lm-mod-hidden')) return false;
+            const indicator = newest.querySelector('.jp-Notebook-ExecutionIndicator');
+            return newest.querySelector('.jp-Toolbar').innerText.includes(name)
+                && indicator !== null && indicator.getAttribute('data-status') === 'idle';
+        }""",
+        arg=display_name,
+    )
 
 
 def run_in_new_cell(page, code: str) -> None:
@@ -241,7 +262,7 @@ def test_notebook_runs_in_debian_and_survives_interrupt_restart_and_kernel_chang
     wait_output(page, "Debian GNU/Linux 11")
     shot(page, "06-changed-to-debian-11")
 
-    url, token, _ = lab
+    url, token, *_ = lab
     kernels = json.load(urllib.request.urlopen(f"{url}/api/kernels?token={token}"))
     assert [k["name"] for k in kernels] == ["distro-debian-11"]
     menu(page, "Kernel", "Shut Down Kernel")
@@ -282,14 +303,61 @@ def test_kernel_that_cannot_start_is_explained_in_the_dialog_within_seconds(
         page.wait_for_timeout(300)
 
 
+def test_a_second_notebook_is_served_by_a_warm_container(page, engine):
+    """The server keeps a warm Debian 12 container once it has started one: the next
+    notebook's kernel runs in it, as the user would never notice but for the speed."""
+
+    def warm_ids() -> set[str]:
+        return {c.id for c in idle_warm_containers(engine) if c.kernelspec == "distro-debian-12"}
+
+    hostnames = []
+    for number in (1, 2):
+        deadline = time.monotonic() + 60
+        while number == 2 and not warm_ids():
+            assert time.monotonic() < deadline, "the server did not refill its pool"
+            time.sleep(0.2)
+        waiting = warm_ids()
+        notebooks = page.locator(".jp-NotebookPanel").count()
+        menu(page, "File", "New Launcher")
+        open_from_launcher(page, DEBIAN_12)
+        page.wait_for_function(
+            f"document.querySelectorAll('.jp-NotebookPanel').length > {notebooks}"
+        )
+        wait_new_notebook_idle(page, DEBIAN_12)
+        marker = f"HOST{number}"
+        run_in_new_cell(page, f"import os; print('{marker}', os.environ['HOSTNAME'])")
+        output = page.locator(f'.jp-OutputArea-output:has-text("{marker}"):visible')
+        output.wait_for()
+        hostnames.append(output.inner_text().split()[-1])
+        shot(page, f"10-notebook-{number}")
+    first, second = hostnames
+    assert first != second
+    served = [c for c in waiting if c.startswith(second)]
+    assert served, f"the second notebook's container {second} was not a warm one {waiting}"
+    labels = engine.api.inspect_container(served[0])["Config"]["Labels"]
+    assert LABEL_POOL in labels
+
+
 def test_server_shutdown_leaves_no_kernel_container(lab, engine):
-    url, token, _ = lab
+    """Neither its kernels nor its warm containers: none with the server as owner."""
+    url, token, _, pid = lab
     kernels = json.load(urllib.request.urlopen(f"{url}/api/kernels?token={token}"))
-    assert kernels, "the console's kernel is still running here"
-    running = [c for k in kernels for c in kernel_containers(engine, k["id"])]
-    assert running
-    shutdown_server(url, token)
+    assert kernels, "the console's and the notebooks' kernels are still running here"
+
+    def owned() -> list:
+        return [
+            c
+            for c in engine.kernel_containers()
+            if c.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]
+        ]
+
+    assert len(owned()) > len(kernels)  # the kernels, and at least one warm container
     deadline = time.monotonic() + 60
-    while any(kernel_containers(engine, k["id"]) for k in kernels):
-        assert time.monotonic() < deadline, "kernel containers outlived the server"
-        time.sleep(0.5)
+    while process_start_time(pid):
+        # The first request may end in a 404 for the kernel that failed to start, before
+        # the server stops (jupyter_server's /api/shutdown): ask again, as a user would.
+        with contextlib.suppress(urllib.error.URLError):  # it is gone meanwhile
+            shutdown_server(url, token)
+        assert time.monotonic() < deadline, "the server did not exit"
+        time.sleep(1)
+    assert owned() == [], "kernel or warm containers outlived the server"
