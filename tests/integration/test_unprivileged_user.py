@@ -8,12 +8,15 @@ kernel's uid and the ownership of what it writes, all as that user.
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from . import servers
 from .conftest import BASE
 
 USER = "dk-tester"
@@ -199,3 +202,40 @@ def test_one_users_remove_cannot_break_another_users_kernel(user_env):
     assert removed.returncode == 0, removed.stderr
     assert "kept image" in removed.stderr and "references of other users" in removed.stderr
     assert_kernel_runs_as_user(second, work, "distro-debian-12")
+
+
+def test_users_warm_kernels_are_their_own(user_env, engine, installed_kernel, tmp_path):
+    """Root's server keeps a warm container of a kernelspec of the same name; the user's
+    server starts cold, then warm in a container of its own, as the user, and root's
+    warm container is still waiting for root."""
+    account, work = user_env
+    install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
+    assert install.returncode == 0, install.stderr
+    root_server = subprocess.Popen(
+        [sys.executable, "-c", servers.SERVER, installed_kernel, str(tmp_path), "1", "linger"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines = []
+        for line in root_server.stdout:
+            lines.append(line)
+            if '"pool"' in line:
+                break
+        _, roots = servers.parse("".join(lines))
+        (work / "owned.txt").unlink(missing_ok=True)
+        run = as_user(account, "python", "-c", servers.SERVER, "distro-debian-12", str(work), "2")
+        assert run.returncode == 0, run.stderr
+        starts, users = servers.parse(run.stdout)
+        assert [start["warm"] for start in starts] == [False, True]
+        for start in starts:
+            assert start["output"] == [str(account.pw_uid), str(work)]
+            assert start["container"] not in roots
+        made = (work / "owned.txt").stat()
+        assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)
+        assert set(roots) <= {c.id for c in engine.kernel_containers()}  # still waiting
+        assert not set(users) & {c.id for c in engine.kernel_containers()}  # exit took them
+    finally:
+        root_server.send_signal(signal.SIGINT)  # a clean exit: its pool goes with it
+        root_server.wait(timeout=60)
+    assert not set(roots) & {c.id for c in engine.kernel_containers()}
