@@ -6,10 +6,16 @@
 or --docker-host (results then go to benchmarks/results/NAME.json).
 
 The local reference is jupyter_client's LocalProvisioner starting the host's ipykernel
-(same Python 3.11 and ipykernel as the Debian 12 kernel). The "argv" rows start both
-kernels as clients without provisioner support do (VS Code, jupyter_client 6): the
-kernelspec's argv as a child process on a TCP connection file; start is timed to the
-first kernel_info_reply, the round trip is the median of 20 warm `1+1` executions.
+(same Python 3.11 and ipykernel as the Debian 12 kernel). The "cold" rows start kernels
+under a KernelManager of their own (no pool), timed to wait_for_ready as before. The
+"warm" rows start them in a server (a MultiKernelManager, as jupyter_server's), where
+the distro kernel is served by a warm container and the local one starts as always;
+they are timed to the first kernel_info_reply (wait_for_ready adds 0.2 s of IOPub
+silence to both, a constant of the client), and so is the local start they compare to.
+The "argv" rows start both kernels as clients without provisioner support do (VS Code,
+jupyter_client 6): the kernelspec's argv as a child process on a TCP connection file;
+start is timed to the first kernel_info_reply, the round trip is the median of 20
+`1+1` executions on a started kernel.
 Runs alternate local and distro (A B A B ...). Prints a markdown table and writes
 benchmarks/results/latest.json. Not a test: nothing here passes or fails.
 """
@@ -18,8 +24,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import platform
+import queue
 import signal
 import statistics
 import subprocess
@@ -36,8 +44,10 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
+from traitlets.config import Config
 
 from distrokernels.engine import Engine
+from distrokernels.pool import POOL
 
 LOCAL = "python3"
 DISTRO = "distro-debian-12"
@@ -46,13 +56,16 @@ RESULTS = Path(__file__).parent / "results"
 
 # metric -> (target kind, target value): "ratio" of medians or "absolute" milliseconds/MB
 TARGETS = {
-    "start": ("ratio", 1.15),
+    "cold start": ("ratio", 1.3),
     "first execute": ("ratio", 1.2),
-    "interrupt": ("absolute ms", 100),
-    "restart": ("ratio", 1.15),
-    "shutdown": ("ratio", 1.2),
-    "20 concurrent starts": ("ratio", 1.3),
+    "cold restart": ("ratio", 1.15),
     "idle memory": ("delta MB", 15),
+    # in a server: the distro kernel from the pool, the local one as always
+    "warm start": ("ratio", 0.3),
+    "warm restart": ("ratio", 0.5),
+    "interrupt": ("ratio", 1.1),
+    "shutdown": ("ratio", 1.2),
+    "20 concurrent starts": ("ratio", 1.0),
     # kernel.json's argv run as a child, as VS Code and jupyter_client 6 run it
     "argv start": ("ratio", 1.3),
     "argv round trip": ("delta ms", 1),
@@ -60,6 +73,7 @@ TARGETS = {
     "argv shutdown": ("ratio", 1.2),
 }
 ROUND_TRIPS = 20  # warm `1+1` executions whose median is the round trip
+KERNEL_INFO_RETRY = 1.0  # seconds, as jupyter_client's wait_for_ready resends it
 
 
 async def ready(manager: AsyncKernelManager):
@@ -76,12 +90,51 @@ async def one_life(kernel: str, workdir: str) -> dict[str, float]:
     started = time.perf_counter()
     await manager.start_kernel(cwd=workdir)
     client = await ready(manager)
-    timings["start"] = time.perf_counter() - started
+    timings["cold start"] = time.perf_counter() - started
 
     started = time.perf_counter()
     reply = await client.execute_interactive("1+1", timeout=30, output_hook=lambda msg: None)
     timings["first execute"] = time.perf_counter() - started
     assert reply["content"]["status"] == "ok"
+
+    await asyncio.sleep(1.0)  # idle
+    timings["idle memory"] = idle_memory_mb(manager)
+
+    started = time.perf_counter()
+    await manager.restart_kernel()
+    await client.wait_for_ready(timeout=120)
+    timings["cold restart"] = time.perf_counter() - started
+
+    client.stop_channels()
+    await manager.shutdown_kernel()
+    return timings
+
+
+async def first_kernel_info(manager: AsyncKernelManager, client=None):
+    """Ask for kernel_info until the first reply (a restarted kernel may miss one)."""
+    if client is None:
+        client = manager.client()
+        client.start_channels()
+    while True:
+        client.kernel_info()
+        with contextlib.suppress(queue.Empty):
+            await client.get_shell_msg(timeout=KERNEL_INFO_RETRY)
+            return client
+
+
+async def server_life(kernel: str, server: AsyncMultiKernelManager, workdir: str) -> dict:
+    """In a server: start (the distro kernel warm), interrupt, restart, shut down."""
+    timings: dict[str, float] = {}
+    if kernel == DISTRO:
+        await asyncio.to_thread(POOL.wait_until_warm, kernel, 1)
+    started = time.perf_counter()
+    kernel_id = await server.start_kernel(kernel_name=kernel, cwd=workdir)
+    manager = server.get_kernel(kernel_id)
+    client = await first_kernel_info(manager)
+    timings["warm start"] = time.perf_counter() - started
+    await client.wait_for_ready(timeout=120)
+    if kernel == DISTRO:
+        await asyncio.to_thread(POOL.wait_until_warm, kernel, 1)
 
     msg_id = client.execute("import time; time.sleep(30)")
     await asyncio.sleep(0.5)
@@ -94,20 +147,30 @@ async def one_life(kernel: str, workdir: str) -> dict[str, float]:
     timings["interrupt"] = time.perf_counter() - started
     assert reply["content"]["ename"] == "KeyboardInterrupt"
 
-    await asyncio.sleep(1.0)  # idle
-    timings["idle memory"] = idle_memory_mb(manager)
-
+    if kernel == DISTRO:
+        await asyncio.to_thread(POOL.wait_until_warm, kernel, 1)
+        timings["pooled container memory"] = pooled_memory_mb(kernel)
     started = time.perf_counter()
-    await manager.restart_kernel()
+    await server.restart_kernel(kernel_id)
+    await first_kernel_info(manager, client)
+    timings["warm restart"] = time.perf_counter() - started
     await client.wait_for_ready(timeout=120)
-    timings["restart"] = time.perf_counter() - started
 
     client.stop_channels()
+    if kernel == DISTRO:  # the refill after the restart is done: a server at rest
+        await asyncio.to_thread(POOL.wait_until_warm, kernel, 1)
     started = time.perf_counter()
-    await manager.shutdown_kernel()
+    await server.shutdown_kernel(kernel_id)
     timings["shutdown"] = time.perf_counter() - started
     timings["kill fallback"] = float(manager._shutdown_status.value == "SigkillRequest")
     return timings
+
+
+def pooled_memory_mb(kernel: str) -> float:
+    """What one idle warm container of ``kernel`` holds (as `docker stats` counts)."""
+    engine = Engine.connect()
+    sizes = [engine.container_memory(warm) for warm in POOL.warm_ids(kernel)]
+    return max(size or 0 for size in sizes) / 2**20
 
 
 def argv_life(kernel: str, workdir: str) -> dict[str, float]:
@@ -166,18 +229,36 @@ def idle_memory_mb(manager: AsyncKernelManager) -> float:
 
 
 async def concurrent_starts(kernel: str, workdir: str, count: int = 20) -> float:
-    manager = AsyncMultiKernelManager()
+    """In a server whose pool holds ``count`` warm distro kernels (filled beforehand)."""
+    manager = server(workdir, pool_size=count)
+    if kernel == DISTRO:  # one start makes the server keep ``count`` warm ones
+        kernel_id = await manager.start_kernel(kernel_name=kernel, cwd=workdir)
+        await manager.shutdown_kernel(kernel_id, now=True)
+        await asyncio.to_thread(POOL.wait_until_warm, kernel, count, 300)
     started = time.perf_counter()
 
     async def start_one() -> None:
         kernel_id = await manager.start_kernel(kernel_name=kernel, cwd=workdir)
-        client = await ready(manager.get_kernel(kernel_id))
+        try:
+            client = await ready(manager.get_kernel(kernel_id))
+        except RuntimeError as error:
+            raise RuntimeError(f"{kernel} {kernel_id}: {error}") from error
         client.stop_channels()
 
     await asyncio.gather(*(start_one() for _ in range(count)))
     elapsed = time.perf_counter() - started
     await manager.shutdown_all()
+    await asyncio.to_thread(POOL.close)
     return elapsed
+
+
+def server(workdir: str, pool_size: int = 1) -> AsyncMultiKernelManager:
+    """A MultiKernelManager as jupyter_server's: a root_dir, and config for its kernels."""
+    config = Config()
+    config.DistroProvisioner.pool_size = pool_size
+    manager = AsyncMultiKernelManager(config=config)
+    manager.root_dir = workdir
+    return manager
 
 
 def warm_install_seconds() -> float:
@@ -278,11 +359,18 @@ async def main() -> None:
 
     warm_install = warm_install_seconds()
 
+    in_server = server(workdir)
+    primed = await in_server.start_kernel(kernel_name=DISTRO, cwd=workdir)  # fills its pool
+    await in_server.shutdown_kernel(primed, now=True)
+
     async def life(kernel: str) -> dict[str, float]:
         timings = await one_life(kernel, workdir)
+        timings |= await server_life(kernel, in_server, workdir)
         return timings | await asyncio.to_thread(argv_life, kernel, workdir)
 
     samples = await interleave(args.rounds, life)
+    await in_server.shutdown_all()
+    await asyncio.to_thread(POOL.close)
 
     async def concurrent(kernel: str) -> dict[str, float]:
         return {"20 concurrent starts": await concurrent_starts(kernel, workdir)}
@@ -292,7 +380,9 @@ async def main() -> None:
         samples[kernel].update(more[kernel])
     rows = summarize(samples)
     fallbacks = int(sum(samples[DISTRO]["kill fallback"]))
+    pooled = samples[DISTRO]["pooled container memory"]
     extras = {
+        "idle memory of a warm (pooled) container": f"{statistics.median(pooled):.0f} MB",
         "shutdown fell back to SIGKILL": f"{fallbacks} of {args.rounds}",
         "warm install (cache hit)": f"{warm_install:.2f} s (target <= 2 s)",
         "dependency layer on Debian 12": f"{dependency_layer_mb():.1f} MB",

@@ -15,9 +15,12 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from . import owners
 from .engine import Engine, KernelContainerSpec, KernelServiceSpec, KernelTask
 
 _RETRIES = 20  # half a second apart
+_EXIT_REPORT_WAIT = 1.0  # seconds the engine may take to report an exit the host saw
+_EXIT_REPORT_POLL = 0.01
 
 
 @dataclass(frozen=True)
@@ -52,8 +55,9 @@ class KernelBackend(ABC):
     def start(self, spec: KernelContainerSpec) -> None: ...
 
     @abstractmethod
-    def state(self) -> KernelState | None:
-        """None when the kernel's container is gone."""
+    def state(self, exit_code_needed: bool = True) -> KernelState | None:
+        """None when the kernel's container is gone. ``exit_code_needed`` False: a stopped
+        kernel may be reported before its engine knows the exit code (shutting down)."""
 
     @abstractmethod
     def endpoint(self) -> Endpoint | None:
@@ -71,19 +75,48 @@ class KernelBackend(ABC):
 
 
 class ContainerBackend(KernelBackend):
-    """A container on one engine: the local one, or a remote one reached at ``address``."""
+    """A container on one engine: the local one, or a remote one reached at ``address``.
+
+    On the local engine, once the container's init is known, "is it running?" is a look
+    at /proc instead of a question to the engine: Jupyter asks ten times a second while
+    a kernel shuts down, and the engine's answer costs a round trip and lags the exit.
+    """
 
     def __init__(self, engine: Engine, address: str = "") -> None:
         super().__init__(engine)
         self.address = address
+        self._init: tuple[int, str] | None = None  # (host pid, start time) of its init
+
+    @property
+    def id(self) -> str | None:
+        return self._id
+
+    @id.setter
+    def id(self, container_id: str | None) -> None:
+        self._id, self._init = container_id, None
 
     def start(self, spec: KernelContainerSpec) -> None:
         self.id = self.engine.start_kernel_container(self._keep_ports(spec))
 
-    def state(self) -> KernelState | None:
+    def state(self, exit_code_needed: bool = True) -> KernelState | None:
         assert self.id is not None
-        state = self.engine.container_state(self.id)
-        return None if state is None else KernelState(state.running, state.exit_code)
+        init_exited = False
+        if self._init is not None:
+            if owners.process_start_time(self._init[0]) == self._init[1]:
+                return KernelState(True, None)
+            if not exit_code_needed:
+                return KernelState(False, None)
+            init_exited = True  # the engine reports it a moment later, with its exit code
+        deadline = time.monotonic() + _EXIT_REPORT_WAIT
+        while True:
+            state = self.engine.container_state(self.id)
+            if state is None:
+                return None
+            if not init_exited or not state.running or time.monotonic() > deadline:
+                if state.running and state.pid and not self.address and self._init is None:
+                    self._init = (state.pid, owners.process_start_time(state.pid))
+                return KernelState(state.running, state.exit_code)
+            time.sleep(_EXIT_REPORT_POLL)
 
     def endpoint(self) -> Endpoint | None:
         assert self.id is not None
@@ -137,7 +170,7 @@ class SwarmBackend(KernelBackend):
             and self._retries < _RETRIES
         )
 
-    def state(self) -> KernelState | None:
+    def state(self, exit_code_needed: bool = True) -> KernelState | None:
         assert self.id is not None
         task = self.engine.kernel_task(self.id)
         if task is None:

@@ -541,13 +541,20 @@ class DistroProvisioner(KernelProvisionerBase):
     async def poll(self) -> int | None:
         if self.container_id is None:
             return 0
+        # While Jupyter shuts the kernel down, it asks ten times a second and only whether
+        # the kernel runs: no need to wait for the engine to learn the exit code.
+        exit_code_needed = not self.km.shutting_down
         try:
-            state = await self._on_backend(lambda backend: backend.state())
+            state = await self._on_backend(lambda backend: backend.state(exit_code_needed))
         except EngineUnavailable:
             return 1  # the engine went away: its containers did too
         if state is None:
             return 1
-        return None if state.running else (state.exit_code if state.exit_code is not None else 1)
+        if state.running:
+            return None
+        if state.exit_code is None:
+            return 1 if exit_code_needed else 0
+        return state.exit_code
 
     async def wait(self) -> int | None:
         while (status := await self.poll()) is None:

@@ -48,6 +48,7 @@ class KernelContainerSpec:
 class ContainerState:
     running: bool
     exit_code: int | None
+    pid: int = 0  # the container's init, as the engine's host sees it; 0 when stopped
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,11 @@ class ContainersMixin(EngineBase):
         except docker.errors.NotFound:
             return None
         running = state.get("Running", False) or state.get("Status") in ("created", "restarting")
-        return ContainerState(running=running, exit_code=None if running else state["ExitCode"])
+        return ContainerState(
+            running=running,
+            exit_code=None if running else state["ExitCode"],
+            pid=int(state.get("Pid") or 0),
+        )
 
     @engine_errors
     def signal_container(self, container_id: str, signum: int) -> bool:

@@ -5,9 +5,12 @@ stop and report their state is proven against the real engine in tests/integrati
 """
 
 import asyncio
+import os
 import signal
+import subprocess
 
 import pytest
+from jupyter_client.manager import KernelManager
 
 from distrokernels import backends, engines, provisioner
 from distrokernels.backends import ContainerBackend, KernelState, SwarmBackend
@@ -130,10 +133,35 @@ def test_poll_maps_the_container_state_to_an_exit_status(state, status):
     url = "fake://poll"
     engines._ENGINES[url] = FakeEngine(states=[state])
     try:
-        kernel = provisioner.DistroProvisioner(docker_host=url)
+        kernel = provisioner.DistroProvisioner(docker_host=url, parent=KernelManager())
         backend = ContainerBackend(engines._ENGINES[url])
         backend.id = "container-1"
         kernel._backend = backend
         assert asyncio.run(kernel.poll()) == status
     finally:
         del engines._ENGINES[url]
+
+
+def test_a_running_kernels_state_is_read_from_proc_once_its_init_is_known():
+    """Jupyter polls ten times a second while shutting down: /proc, not the engine."""
+    engine = FakeEngine(states=[ContainerState(running=True, exit_code=None, pid=os.getpid())])
+    backend = ContainerBackend(engine)
+    backend.id = "container-1"
+    assert backend.state() == KernelState(True, None)
+    engine.states = [RuntimeError("the engine must not be asked while the init runs")]
+    assert backend.state() == KernelState(True, None)
+
+
+def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
+    child = subprocess.Popen(["sleep", "30"])
+    engine = FakeEngine(states=[ContainerState(running=True, exit_code=None, pid=child.pid)])
+    backend = ContainerBackend(engine)
+    backend.id = "container-1"
+    assert backend.state() == KernelState(True, None)
+    child.kill()
+    child.wait()
+    lagging = ContainerState(running=True, exit_code=None, pid=child.pid)
+    engine.states = [lagging, lagging, ContainerState(running=False, exit_code=137)]
+    assert backend.state() == KernelState(False, 137)  # asked again until it knew
+    engine.states = [lagging]
+    assert backend.state(exit_code_needed=False) == KernelState(False, None)
