@@ -9,7 +9,9 @@ working. A Kubernetes backend would be one more class here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import os
 import signal
 import time
 from abc import ABC, abstractmethod
@@ -78,8 +80,9 @@ class ContainerBackend(KernelBackend):
     """A container on one engine: the local one, or a remote one reached at ``address``.
 
     On the local engine, once the container's init is known, "is it running?" is a look
-    at /proc instead of a question to the engine: Jupyter asks ten times a second while
-    a kernel shuts down, and the engine's answer costs a round trip and lags the exit.
+    at /proc instead of a question to the engine (Jupyter asks ten times a second while
+    a kernel shuts down, and the engine's answer costs a round trip and lags the exit),
+    and a signal goes straight to the init's host pid, as the engine's kill would.
     """
 
     def __init__(self, engine: Engine, address: str = "") -> None:
@@ -98,11 +101,14 @@ class ContainerBackend(KernelBackend):
     def start(self, spec: KernelContainerSpec) -> None:
         self.id = self.engine.start_kernel_container(self._keep_ports(spec))
 
+    def _init_runs(self) -> bool:
+        return self._init is not None and owners.process_start_time(self._init[0]) == self._init[1]
+
     def state(self, exit_code_needed: bool = True) -> KernelState | None:
         assert self.id is not None
         init_exited = False
         if self._init is not None:
-            if owners.process_start_time(self._init[0]) == self._init[1]:
+            if self._init_runs():
                 return KernelState(True, None)
             if not exit_code_needed:
                 return KernelState(False, None)
@@ -124,9 +130,20 @@ class ContainerBackend(KernelBackend):
         return Endpoint(self.address, self.published)
 
     def signal(self, signum: int) -> bool:
+        """To the init's host pid when it is ours to signal (what the engine's kill does,
+        without its round trip); else through the engine (root in the container)."""
         assert self.id is not None
+        if self._init is not None and self._init_runs():
+            with contextlib.suppress(PermissionError):
+                os.kill(self._init[0], signum)
+                return True
         self.engine.signal_container(self.id, signum)
         return True
+
+    def detach(self) -> str | None:
+        """Forget the container (stopped) and return its id, for removal elsewhere."""
+        container_id, self.id = self.id, None
+        return container_id
 
     def logs(self, tail: int) -> str:
         return self.engine.container_logs(self.id, tail) if self.id else ""

@@ -2,20 +2,28 @@
 
 A Jupyter server starts many kernels; they share one connection per engine (its pool of
 HTTP connections) instead of opening one per kernel, and every start asks for a sweep of
-containers whose Jupyter process is gone, run in the background and coalesced.
+containers whose Jupyter process is gone, run in the background and coalesced. A server
+also removes its kernels' stopped containers in the background, off the path of the
+shutdown or restart the user waits for; the process waits for those removals at exit,
+and `gc` collects any a SIGKILL interrupted.
 """
 
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
+import threading
 from typing import Any
 
 from .engine import Engine
+from .errors import DistroKernelsError
 
 _ENGINES: dict[str, Engine] = {}
 _SWEEPS: dict[str, asyncio.Task[None]] = {}  # engine URL -> its running orphan sweep
 _SWEEP_AGAIN: set[str] = set()
+_REMOVALS: set[threading.Thread] = set()
+_REMOVAL_WAIT = 30.0  # seconds an exiting process waits for removals in flight
 
 
 def shared_engine(url: str = "") -> Engine:
@@ -60,3 +68,30 @@ def collect_orphans_in_background(
 
     task = loop.create_task(sweep())
     _SWEEPS[url] = task
+
+
+def remove_in_background(
+    url: str, container_id: str, log: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
+    """Remove a stopped kernel container on a thread; the process waits for it at exit."""
+
+    def remove() -> None:
+        try:
+            shared_engine(url).remove_container(container_id)
+        except DistroKernelsError as error:  # it has stopped: `gc` removes it later
+            log.warning("distrokernels: removing container %s failed: %s", container_id, error)
+        finally:
+            _REMOVALS.discard(thread)
+
+    thread = threading.Thread(target=remove, name="distrokernels-remove", daemon=True)
+    _REMOVALS.add(thread)
+    thread.start()
+
+
+def finish_removals(timeout: float = _REMOVAL_WAIT) -> None:
+    """Wait for the background removals in flight (at exit; tests)."""
+    for thread in list(_REMOVALS):
+        thread.join(timeout)
+
+
+atexit.register(finish_removals)

@@ -38,7 +38,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 from . import connection, owners, pool
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .engine import Engine, KernelContainerSpec, remote_address
-from .engines import collect_orphans_in_background, shared_engine
+from .engines import collect_orphans_in_background, remove_in_background, shared_engine
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
 from .kernel_container import KernelStart, container_spec, exposes_engine, parse_mount
 from .pool import POOL, Template, WarmContainer
@@ -243,6 +243,12 @@ class DistroProvisioner(KernelProvisionerBase):
         return self._backend.id if self._backend else None
 
     @property
+    def in_server(self) -> bool:
+        """Started by a long-lived MultiKernelManager (a Jupyter server), not by a process
+        that runs one kernel (the launcher, `distrokernels run`, nbclient)."""
+        return isinstance(self.km.parent, MultiKernelManager)
+
+    @property
     def uses_tcp(self) -> bool:
         """A swarm node or a remote engine cannot share the runtime folder's sockets."""
         return self.backend == "swarm" or bool(remote_address(self.docker_host))
@@ -300,17 +306,13 @@ class DistroProvisioner(KernelProvisionerBase):
         """The warm container that can serve this start, when a pool applies: in a
         Jupyter server (a long-lived MultiKernelManager), on a local engine, for a
         ``python -m`` kernel, in a folder under the pool root."""
-        server = self.km.parent
         command = self.container_command(extra_arguments)
-        if (
-            self.pool_size == 0
-            or self.uses_tcp
-            or not isinstance(server, MultiKernelManager)
-            or not pool.can_serve(command)
-        ):
+        if self.pool_size == 0 or self.uses_tcp or not self.in_server:
+            return None
+        if not pool.can_serve(command):
             return None
         root = os.path.abspath(
-            self.pool_root or getattr(server, "root_dir", "") or os.path.expanduser("~")
+            self.pool_root or getattr(self.km.parent, "root_dir", "") or os.path.expanduser("~")
         )
         if not os.path.isdir(root) or exposes_engine(root):
             return None
@@ -581,7 +583,12 @@ class DistroProvisioner(KernelProvisionerBase):
 
     async def cleanup(self, restart: bool = False) -> None:
         """Remove the container; keep the runtime folder only for a restart."""
-        if self.container_id is not None:
+        if isinstance(self._backend, ContainerBackend) and self.in_server:
+            # The kernel has stopped: a server removes its container off the user's path.
+            container_id = self._backend.detach()
+            if container_id is not None:
+                remove_in_background(self.docker_host, container_id, self.log)
+        elif self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):
                 await self._on_backend(lambda backend: backend.remove())

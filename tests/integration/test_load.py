@@ -8,6 +8,7 @@ import pytest
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.engine import LABEL_OWNER
+from distrokernels.engines import finish_removals
 from distrokernels.owners import current_owner
 from distrokernels.runtime import runtime_root
 
@@ -32,6 +33,9 @@ async def fds_settle_to(bound: int, timeout: float = 10) -> int:
 
 
 def our_containers(engine) -> list:
+    """This process's kernel containers, once the removals a server does in the
+    background after a shutdown have finished."""
+    finish_removals()
     me = current_owner()
     return [c for c in engine.kernel_containers() if c.labels.get(LABEL_OWNER) == me]
 

@@ -18,6 +18,7 @@ import pytest
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 
 from distrokernels.engine import LABEL_POOL, LABEL_RUNTIME_DIR
+from distrokernels.engines import finish_removals
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
@@ -92,6 +93,7 @@ async def server(installed_kernel, tmp_path, engine):
     yield server
     await server.manager.shutdown_all(now=True)
     await asyncio.to_thread(POOL.close)
+    await asyncio.to_thread(finish_removals)  # a server removes stopped kernels off-path
     assert not [c for c in engine.kernel_containers() if LABEL_POOL in c.labels]
     assert not list(runtime_root().glob("w-*"))
 
@@ -266,6 +268,7 @@ async def test_a_hundred_claims_and_refills_leave_nothing_behind(server, install
             fds = len(os.listdir("/proc/self/fd"))
     print(f"{CYCLES} claims in {time.monotonic() - started:.0f} s")
     await asyncio.to_thread(POOL.close)
+    await asyncio.to_thread(finish_removals)
     assert {c.id for c in engine.kernel_containers()} == before
     assert set(runtime_root().iterdir()) == folders
     assert len(os.listdir("/proc/self/fd")) <= fds + FD_SLACK  # a leak: one per cycle at least
