@@ -57,9 +57,10 @@ class KernelBackend(ABC):
     def start(self, spec: KernelContainerSpec) -> None: ...
 
     @abstractmethod
-    def state(self, exit_code_needed: bool = True) -> KernelState | None:
-        """None when the kernel's container is gone. ``exit_code_needed`` False: a stopped
-        kernel may be reported before its engine knows the exit code (shutting down)."""
+    def state(self, shutting_down: bool = False) -> KernelState | None:
+        """None when the kernel's container is gone. ``shutting_down``: Jupyter waits for
+        the kernel to exit and asks only whether it runs, ten times a second; a backend
+        may report the exit before its engine knows the exit code."""
 
     @abstractmethod
     def endpoint(self) -> Endpoint | None:
@@ -101,16 +102,19 @@ class ContainerBackend(KernelBackend):
     def start(self, spec: KernelContainerSpec) -> None:
         self.id = self.engine.start_kernel_container(self._keep_ports(spec))
 
-    def _init_runs(self) -> bool:
-        return self._init is not None and owners.process_start_time(self._init[0]) == self._init[1]
+    def init_runs(self) -> bool | None:
+        """Whether the container's init runs, from /proc; None until it is known."""
+        if self._init is None:
+            return None
+        return owners.process_start_time(self._init[0]) == self._init[1]
 
-    def state(self, exit_code_needed: bool = True) -> KernelState | None:
+    def state(self, shutting_down: bool = False) -> KernelState | None:
         assert self.id is not None
         init_exited = False
         if self._init is not None:
-            if self._init_runs():
+            if self.init_runs():
                 return KernelState(True, None)
-            if not exit_code_needed:
+            if shutting_down:
                 return KernelState(False, None)
             init_exited = True  # the engine reports it a moment later, with its exit code
         deadline = time.monotonic() + _EXIT_REPORT_WAIT
@@ -133,7 +137,7 @@ class ContainerBackend(KernelBackend):
         """To the init's host pid when it is ours to signal (what the engine's kill does,
         without its round trip); else through the engine (root in the container)."""
         assert self.id is not None
-        if self._init is not None and self._init_runs():
+        if self._init is not None and self.init_runs():
             with contextlib.suppress(PermissionError):
                 os.kill(self._init[0], signum)
                 return True
@@ -187,7 +191,7 @@ class SwarmBackend(KernelBackend):
             and self._retries < _RETRIES
         )
 
-    def state(self, exit_code_needed: bool = True) -> KernelState | None:
+    def state(self, shutting_down: bool = False) -> KernelState | None:
         assert self.id is not None
         task = self.engine.kernel_task(self.id)
         if task is None:

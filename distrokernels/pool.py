@@ -71,7 +71,11 @@ import os, sys
 _environ = dict(os.environ)
 import json, runpy
 import ipykernel.kernelapp
-for _name in ("ipykernel.debugger", "IPython.core.history", "sqlite3", "pdb"):
+for _name in (  # what IPKernelApp.initialize imports, as of ipykernel 7 and IPython 9
+    "ipykernel.debugger", "IPython.core.history", "IPython.core.debugger",
+    "IPython.core.completerlib", "IPython.core.oinspect", "IPython.extensions.storemagic",
+    "IPython.utils.wildcard", "tornado.platform.asyncio", "sqlite3", "pdb", "faulthandler",
+):
     try:
         __import__(_name)
     except ImportError:

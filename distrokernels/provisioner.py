@@ -51,6 +51,8 @@ _MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
 _FIRST_HEARTBEAT_WAIT = 0.2  # seconds; grows while a TCP kernel does not answer
 _ENGINE_CHECK_INTERVAL = 0.2  # seconds between asking the engine whether a start failed
+_EXIT_WATCH = 0.08  # seconds of jupyter_client's 0.1 between polls during a shutdown
+_EXIT_WATCH_INTERVAL = 0.005
 MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
 MAX_POOL_SIZE = 64  # warm containers per kernelspec: each holds tens of MB
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
@@ -543,20 +545,32 @@ class DistroProvisioner(KernelProvisionerBase):
     async def poll(self) -> int | None:
         if self.container_id is None:
             return 0
-        # While Jupyter shuts the kernel down, it asks ten times a second and only whether
-        # the kernel runs: no need to wait for the engine to learn the exit code.
-        exit_code_needed = not self.km.shutting_down
+        shutting_down = self.km.shutting_down
+        if shutting_down:
+            await self._watch_exit()
         try:
-            state = await self._on_backend(lambda backend: backend.state(exit_code_needed))
+            state = await self._on_backend(lambda backend: backend.state(shutting_down))
         except EngineUnavailable:
             return 1  # the engine went away: its containers did too
         if state is None:
             return 1
         if state.running:
             return None
-        if state.exit_code is None:
-            return 1 if exit_code_needed else 0
+        if state.exit_code is None:  # shutting down: gone before its engine said how
+            return 0 if shutting_down else 1
         return state.exit_code
+
+    async def _watch_exit(self) -> None:
+        """Watch a local container's init for most of Jupyter's 0.1 s between polls while
+        it shuts the kernel down (a /proc read on the loop), so the exit is seen when it
+        happens rather than at the next poll."""
+        backend = self._backend
+        if not isinstance(backend, ContainerBackend) or not backend.init_runs():
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + _EXIT_WATCH
+        while loop.time() < deadline and backend.init_runs():
+            await asyncio.sleep(_EXIT_WATCH_INTERVAL)
 
     async def wait(self) -> int | None:
         while (status := await self.poll()) is None:

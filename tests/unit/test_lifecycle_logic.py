@@ -153,6 +153,7 @@ def test_a_running_kernels_state_is_read_from_proc_once_its_init_is_known():
 
 
 def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
+    """Shutting down, Jupyter only asks whether the kernel still runs."""
     child = subprocess.Popen(["sleep", "30"])
     engine = FakeEngine(states=[ContainerState(running=True, exit_code=None, pid=child.pid)])
     backend = ContainerBackend(engine)
@@ -164,4 +165,4 @@ def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
     engine.states = [lagging, lagging, ContainerState(running=False, exit_code=137)]
     assert backend.state() == KernelState(False, 137)  # asked again until it knew
     engine.states = [lagging]
-    assert backend.state(exit_code_needed=False) == KernelState(False, None)
+    assert backend.state(shutting_down=True) == KernelState(False, None)
