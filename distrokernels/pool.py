@@ -110,12 +110,6 @@ def waiter_command(python: str, slot: str) -> list[str]:
     return [python, "-c", WAITER, os.path.join(slot, CLAIM_FIFO)]
 
 
-def template_key(template: KernelContainerSpec) -> str:
-    """What decides a warm container, as a digest: equal keys, interchangeable containers."""
-    data = json.dumps(dataclasses.asdict(template), sort_keys=True)
-    return hashlib.sha256(data.encode()).hexdigest()[:16]
-
-
 @dataclass(frozen=True)
 class Template:
     """A kind of warm container: one kernelspec's, with one config, on one engine.
@@ -132,7 +126,9 @@ class Template:
 
     @property
     def key(self) -> str:
-        return template_key(self.spec)
+        """What decides a warm container, as a digest: equal keys, interchangeable ones."""
+        data = [self.kernelspec, self.engine_url, dataclasses.asdict(self.spec)]
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def for_slot(self, slot: str) -> KernelContainerSpec:
         return dataclasses.replace(
