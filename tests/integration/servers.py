@@ -9,6 +9,8 @@ It waits for a warm container after each, prints the pool's containers, and then
 """
 
 import json
+import subprocess
+import sys
 import textwrap
 
 CODE = "import os; open('owned.txt', 'w'); print(os.getuid(), os.getcwd())"
@@ -57,3 +59,20 @@ def parse(stdout: str) -> tuple[list[dict], list[str]]:
     starts = [line for line in lines if "container" in line]
     pool = next((line["pool"] for line in lines if "pool" in line), [])
     return starts, pool
+
+
+def start_lingering(kernel_name: str, folder) -> tuple[subprocess.Popen, list[dict], list[str]]:
+    """A SERVER with one kernel running and one warm container ready: (its process, the
+    start's record, the pool's containers)."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", SERVER, kernel_name, str(folder), "1", "linger"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    lines = []
+    for line in process.stdout:
+        lines.append(line)
+        if '"pool"' in line:
+            break
+    starts, pool = parse("".join(lines))
+    return process, starts, pool

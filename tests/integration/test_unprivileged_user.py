@@ -10,7 +10,6 @@ import pwd
 import shutil
 import signal
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -211,18 +210,8 @@ def test_users_warm_kernels_are_their_own(user_env, engine, installed_kernel, tm
     account, work = user_env
     install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
     assert install.returncode == 0, install.stderr
-    root_server = subprocess.Popen(
-        [sys.executable, "-c", servers.SERVER, installed_kernel, str(tmp_path), "1", "linger"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    root_server, _, roots = servers.start_lingering(installed_kernel, tmp_path)
     try:
-        lines = []
-        for line in root_server.stdout:
-            lines.append(line)
-            if '"pool"' in line:
-                break
-        _, roots = servers.parse("".join(lines))
         (work / "owned.txt").unlink(missing_ok=True)
         run = as_user(account, "python", "-c", servers.SERVER, "distro-debian-12", str(work), "2")
         assert run.returncode == 0, run.stderr

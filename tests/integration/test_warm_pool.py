@@ -212,17 +212,7 @@ async def test_reinstall_a_changed_config_and_remove_drop_warm_containers(
 
 
 def test_a_killed_servers_pool_is_collected_by_gc(installed_kernel, engine, tmp_path):
-    server = subprocess.Popen(
-        [sys.executable, "-c", servers.SERVER, installed_kernel, str(tmp_path), "1", "linger"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    lines = []
-    for line in server.stdout:
-        lines.append(line)
-        if '"pool"' in line:
-            break
-    starts, pool = servers.parse("".join(lines))
+    server, starts, pool = servers.start_lingering(installed_kernel, tmp_path)
     assert len(starts) == 1 and len(pool) == 1
     slot = engine.api.inspect_container(pool[0])["Config"]["Labels"][LABEL_RUNTIME_DIR]
     server.send_signal(signal.SIGKILL)
