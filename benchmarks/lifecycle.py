@@ -256,7 +256,8 @@ def server(workdir: str, pool_size: int = 1) -> AsyncMultiKernelManager:
     """A MultiKernelManager as jupyter_server's: a root_dir, and config for its kernels."""
     config = Config()
     config.DistroProvisioner.pool_size = pool_size
-    manager = AsyncMultiKernelManager(config=config)
+    # Connection files in a folder of their own, not the working folder (the default).
+    manager = AsyncMultiKernelManager(config=config, connection_dir=tempfile.mkdtemp())
     manager.root_dir = workdir
     return manager
 
