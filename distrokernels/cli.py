@@ -7,6 +7,7 @@ Progress goes to stderr, results to stdout. Any DistroKernelsError becomes one l
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -296,9 +297,9 @@ def cmd_remove(args: argparse.Namespace) -> int:
     kernel = kernelspecs.find(args.name)
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
-    engine = _connect(kernel.docker_host)
-    if engine is not None and (dropped := pool.drop_kernelspecs(engine, {args.name})):
-        _say(f"removed {dropped} warm container(s) of {args.name!r}")
+    with contextlib.suppress(EngineUnavailable):  # no engine, no warm container either
+        if dropped := pool.drop_kernelspecs(Engine.connect(kernel.docker_host), {args.name}):
+            _say(f"removed {dropped} warm container(s) of {args.name!r}")
     if args.image:
         engine = Engine.connect(kernel.docker_host)
         mine = _kernels_by_engine().get(kernel.docker_host, [])
