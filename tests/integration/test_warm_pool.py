@@ -98,7 +98,7 @@ async def server(installed_kernel, tmp_path, engine):
     assert not list(runtime_root().glob("w-*"))
 
 
-async def test_second_start_is_served_from_the_pool_that_the_first_filled(
+async def test_second_start_is_served_from_the_pool_that_the_first_filled_and_list_shows_it(
     server, installed_kernel, engine
 ):
     _, first, was_warm = await server.start(installed_kernel, server.root / "notebooks")
@@ -110,6 +110,11 @@ async def test_second_start_is_served_from_the_pool_that_the_first_filled(
     assert await server.run(second_id, "print(1)") == "1\n"
     refilled = await warm(installed_kernel)
     assert second not in refilled  # handed out once, never again
+    listing = run_cli("list", "--json")
+    assert listing.returncode == 0, listing.stderr
+    row = next(row for row in json.loads(listing.stdout) if row["name"] == installed_kernel)
+    assert row["warm_containers"] == 1
+    assert 10 * 2**20 < row["warm_memory_bytes"][0] < 200 * 2**20  # what it holds idle
 
 
 async def test_a_warm_kernel_is_indistinguishable_from_a_cold_one(server, installed_kernel):
