@@ -319,7 +319,8 @@ class KernelPool:
     # --- inspection and the end ---------------------------------------------------
 
     def warm_ids(self, kernelspec: str | None = None) -> list[str]:
-        """The ready and starting containers (for tests, the benchmark and `list`)."""
+        """This process's ready and starting containers (tests and the benchmark; `list`
+        asks the engine, for every process of the user)."""
         with self._lock:
             return [
                 warm.id
