@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .engine import LABEL_KERNELSPEC, LABEL_POOL, LABEL_RUNTIME_DIR, Engine, KernelContainerSpec
-from .engines import shared_engine
+from .engines import remove_in_background, shared_engine
 from .errors import DistroKernelsError
 from .runtime import runtime_root
 
@@ -63,6 +63,7 @@ _QUIET = 0.25  # seconds without a start in flight before a refill begins
 _REFILL_RETRY = 5.0  # seconds before a failed refill is tried again
 _REFILL_FAILURES = 3  # then the pool of that kernelspec stops refilling
 _CLOSE_WAIT = 30.0  # seconds an exiting process waits for a refill in flight
+_READY_TIMEOUT = 60.0  # seconds a waiter may take to import before it counts as dead
 
 # The waiter: Python 3.6+ (CentOS 7's), no f-strings beyond 3.6, nothing kept in
 # __main__ that the kernel could see (its user namespace is a module of its own).
@@ -143,6 +144,7 @@ class Template:
 class WarmContainer:
     id: str
     slot: str
+    created: float = dataclasses.field(default_factory=time.monotonic, compare=False)
 
     @property
     def fifo(self) -> str:
@@ -155,8 +157,11 @@ class WarmContainer:
 
     @property
     def gone(self) -> bool:
-        """Its slot was removed: by `distrokernels remove`, a reinstall, or `gc`."""
-        return not os.path.isdir(self.slot)
+        """Its slot was removed (by `distrokernels remove`, a reinstall, or `gc`), or its
+        waiter never got ready (a broken image, a killed container): a refill replaces it."""
+        if not os.path.isdir(self.slot):
+            return True
+        return not self.ready and time.monotonic() - self.created > _READY_TIMEOUT
 
 
 def hand_over(warm: WarmContainer, argv: list[str], cwd: str, env: dict[str, str]) -> bool:
@@ -228,6 +233,7 @@ class KernelPool:
             for warm in list(queue):
                 if warm.gone:
                     queue.remove(warm)
+                    stale.append(warm)
                 elif warm.ready:
                     queue.remove(warm)
                     found = warm
@@ -305,12 +311,11 @@ class KernelPool:
         return WarmContainer(container_id, slot)
 
     def _discard_later(self, engine_url: str, warm: list[WarmContainer]) -> None:
-        def discard() -> None:
-            engine = shared_engine(engine_url)
-            for container in warm:
-                _remove(engine, container)
-
-        threading.Thread(target=discard, name="distrokernels-pool-discard", daemon=True).start()
+        """Off the start path; the process waits for these removals at exit."""
+        for container in warm:
+            if not claimed(container.slot):
+                shutil.rmtree(container.slot, ignore_errors=True)
+            remove_in_background(engine_url, container.id, log)
 
     def discard(self, warm: WarmContainer, engine_url: str) -> None:
         """A claimed container whose waiter did not take the claim."""

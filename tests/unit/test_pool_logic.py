@@ -122,8 +122,12 @@ def test_a_slot_tells_whether_its_container_was_claimed(tmp_path):
     assert pool.claimed(str(link))
 
 
-def test_claim_takes_a_ready_container_once_and_skips_starting_and_removed_ones(tmp_path):
+def test_claim_takes_a_ready_container_once_and_skips_starting_and_removed_ones(
+    tmp_path, monkeypatch
+):
     kernels = KernelPool()
+    discarded = []
+    monkeypatch.setattr(kernels, "_discard_later", lambda url, warm: discarded.extend(warm))
     kind = template()
     starting, removed, ready = (tmp_path / name for name in ("starting", "removed", "ready"))
     for slot in (starting, ready):
@@ -137,6 +141,7 @@ def test_claim_takes_a_ready_container_once_and_skips_starting_and_removed_ones(
     assert kernels.claim(kind) == WarmContainer("ready", str(ready))
     assert kernels.claim(kind) is None  # handed out once; the other is still importing
     assert kernels.warm_ids() == ["starting"]  # the removed one was forgotten
+    assert [warm.id for warm in discarded] == ["removed"]  # and its container removed
 
 
 def test_a_changed_config_retires_the_kernelspecs_older_containers(tmp_path, monkeypatch):
@@ -152,3 +157,19 @@ def test_a_changed_config_retires_the_kernelspecs_older_containers(tmp_path, mon
     assert kernels.claim(new) is None
     assert [warm.id for warm in discarded] == ["old"]
     assert kernels.warm_ids() == ["other"]  # another kernelspec's are not touched
+
+
+def test_a_waiter_that_never_gets_ready_is_retired(tmp_path, monkeypatch):
+    """A broken image or a killed container: its slot never shows the FIFO."""
+    kernels = KernelPool()
+    discarded = []
+    monkeypatch.setattr(kernels, "_discard_later", lambda url, warm: discarded.extend(warm))
+    kind = template()
+    kernels.claim(kind)
+    (tmp_path / "w-late").mkdir()
+    late = WarmContainer("late", str(tmp_path / "w-late"))
+    kernels._warm[kind.key].append(late)
+    assert kernels.claim(kind) is None and kernels.warm_ids() == ["late"]  # still importing
+    monkeypatch.setattr(pool.time, "monotonic", lambda: late.created + 61)
+    assert kernels.claim(kind) is None
+    assert kernels.warm_ids() == [] and discarded == [late]  # a refill replaces it
