@@ -37,6 +37,7 @@ import collections
 import contextlib
 import dataclasses
 import errno
+import functools
 import hashlib
 import json
 import logging
@@ -125,7 +126,7 @@ class Template:
     runtime_root: str
     size: int
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         """What decides a warm container, as a digest: equal keys, interchangeable ones."""
         data = [self.kernelspec, self.engine_url, dataclasses.asdict(self.spec)]
@@ -239,7 +240,7 @@ class KernelPool:
                     found = warm
                     break
         if stale:
-            self._discard_later(template.engine_url, stale)
+            self.discard(template.engine_url, stale)
         return found
 
     @contextlib.contextmanager
@@ -261,7 +262,8 @@ class KernelPool:
             self._templates[key] = template
             self._current[(template.engine_url, template.kernelspec)] = key
             running = self._refilling.get(key)
-            if self._closing or (running is not None and running.is_alive()):
+            full = len(self._warm.get(key, ())) >= template.size
+            if self._closing or full or (running is not None and running.is_alive()):
                 return
             thread = threading.Thread(
                 target=self._refill, args=(key,), name=f"distrokernels-pool-{key}", daemon=True
@@ -310,16 +312,13 @@ class KernelPool:
             raise
         return WarmContainer(container_id, slot)
 
-    def _discard_later(self, engine_url: str, warm: list[WarmContainer]) -> None:
-        """Off the start path; the process waits for these removals at exit."""
+    def discard(self, engine_url: str, warm: list[WarmContainer]) -> None:
+        """Remove containers off the start path (stale ones, one whose waiter did not
+        take its claim); the process waits for these removals at exit."""
         for container in warm:
             if not claimed(container.slot):
                 shutil.rmtree(container.slot, ignore_errors=True)
             remove_in_background(engine_url, container.id, log)
-
-    def discard(self, warm: WarmContainer, engine_url: str) -> None:
-        """A claimed container whose waiter did not take the claim."""
-        _remove(shared_engine(engine_url), warm)
 
     # --- inspection and the end ---------------------------------------------------
 

@@ -308,9 +308,9 @@ class DistroProvisioner(KernelProvisionerBase):
         """The warm container that can serve this start, when a pool applies: in a
         Jupyter server (a long-lived MultiKernelManager), on a local engine, for a
         ``python -m`` kernel, in a folder under the pool root."""
-        command = self.container_command(extra_arguments)
         if self.pool_size == 0 or self.uses_tcp or not self.in_server:
             return None
+        command = self.container_command(extra_arguments)  # for its python and "-m"
         if not pool.can_serve(command):
             return None
         root = os.path.abspath(
@@ -320,6 +320,7 @@ class DistroProvisioner(KernelProvisionerBase):
             return None
         if os.path.commonpath([root, os.path.abspath(cwd)]) != root:
             return None
+        runtime = str(runtime_root())
         start = KernelStart(
             kernel_id="pool",
             kernelspec=self.km.kernel_name,
@@ -333,14 +334,14 @@ class DistroProvisioner(KernelProvisionerBase):
             owner=owners.current_owner(),
             runtime_dir="",
             kernelspec_env=[],
-            runtime_mount=str(runtime_root()),
+            runtime_mount=runtime,
             warm=True,
         )
         return Template(
             kernelspec=self.km.kernel_name,
             engine_url=self.docker_host,
             spec=container_spec(self, start),
-            runtime_root=str(runtime_root()),
+            runtime_root=runtime,
             size=self.pool_size,
         )
 
@@ -428,7 +429,7 @@ class DistroProvisioner(KernelProvisionerBase):
         try:
             spec = self.container_spec(cmd, env, cwd)
         except BaseException:
-            await self._drop_claim()
+            self._drop_claim()
             raise
         if self._warm is not None and await self._start_warm(spec):
             await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
@@ -458,7 +459,7 @@ class DistroProvisioner(KernelProvisionerBase):
         assert warm is not None and self.runtime_dir is not None
         if not pool.hand_over(warm, spec.command, spec.working_dir, spec.environment):
             self.log.info("distrokernels: warm container %s was gone", warm.id[:12])
-            await asyncio.to_thread(POOL.discard, warm, self.docker_host)
+            POOL.discard(self.docker_host, [warm])
             return False
 
         def adopt(backend: KernelBackend) -> None:
@@ -472,10 +473,11 @@ class DistroProvisioner(KernelProvisionerBase):
         self.log.info("distrokernels: %s started warm (%s)", self.km.kernel_name, warm.id[:12])
         return True
 
-    async def _drop_claim(self) -> None:
+    def _drop_claim(self) -> None:
+        """A start that failed before its claim was handed over: the container goes."""
         if self._warm is not None:
-            warm, self._warm = self._warm, None
-            await asyncio.to_thread(POOL.discard, warm, self.docker_host)
+            POOL.discard(self.docker_host, [self._warm])
+            self._warm = None
 
     @property
     def _reinstall_hint(self) -> str:

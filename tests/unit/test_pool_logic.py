@@ -127,7 +127,7 @@ def test_claim_takes_a_ready_container_once_and_skips_starting_and_removed_ones(
 ):
     kernels = KernelPool()
     discarded = []
-    monkeypatch.setattr(kernels, "_discard_later", lambda url, warm: discarded.extend(warm))
+    monkeypatch.setattr(kernels, "discard", lambda url, warm: discarded.extend(warm))
     kind = template()
     starting, removed, ready = (tmp_path / name for name in ("starting", "removed", "ready"))
     for slot in (starting, ready):
@@ -147,7 +147,7 @@ def test_claim_takes_a_ready_container_once_and_skips_starting_and_removed_ones(
 def test_a_changed_config_retires_the_kernelspecs_older_containers(tmp_path, monkeypatch):
     kernels = KernelPool()
     discarded = []
-    monkeypatch.setattr(kernels, "_discard_later", lambda url, warm: discarded.extend(warm))
+    monkeypatch.setattr(kernels, "discard", lambda url, warm: discarded.extend(warm))
     old, new = template(), template(dataclasses.replace(SPEC, memory="1g"))
     other = template(kernelspec="distro-debian-11")
     kernels.claim(old)
@@ -163,7 +163,7 @@ def test_a_waiter_that_never_gets_ready_is_retired(tmp_path, monkeypatch):
     """A broken image or a killed container: its slot never shows the FIFO."""
     kernels = KernelPool()
     discarded = []
-    monkeypatch.setattr(kernels, "_discard_later", lambda url, warm: discarded.extend(warm))
+    monkeypatch.setattr(kernels, "discard", lambda url, warm: discarded.extend(warm))
     kind = template()
     kernels.claim(kind)
     (tmp_path / "w-late").mkdir()
