@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +36,11 @@ class ImagesMixin(EngineBase):
         """Pull ``reference``, reporting each layer's progress."""
         repository, tag = _split_tag(reference)
         try:
-            for event in self.api.pull(repository, tag=tag, stream=True, decode=True):
-                if "error" in event:
-                    raise ImageNotFound(
-                        f"could not pull {reference}: {event['error']}",
-                        "check the name, your network, or `docker login` for private images",
-                    )
+            for event in _checked(
+                self.api.pull(repository, tag=tag, stream=True, decode=True),
+                f"could not pull {reference}",
+                "check the name, your network, or `docker login` for private images",
+            ):
                 status = event.get("status", "")
                 layer = event.get("id", "")
                 detail = event.get("progress", "")
@@ -64,12 +63,11 @@ class ImagesMixin(EngineBase):
         self.api.tag(image_id, repository, tag, force=True)
         digest = ""
         try:
-            for event in self.api.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in event:
-                    raise ImageNotFound(
-                        f"pushing {reference} failed: {event['error']}",
-                        "check the registry's address, that it is running, and `docker login`",
-                    )
+            for event in _checked(
+                self.api.push(repository, tag=tag, stream=True, decode=True),
+                f"pushing {reference} failed",
+                "check the registry's address, that it is running, and `docker login`",
+            ):
                 digest = (event.get("aux") or {}).get("Digest", digest)
                 status = " ".join(str(event.get(key, "")) for key in ("id", "status", "progress"))
                 if status.strip():
@@ -210,6 +208,14 @@ class ImagesMixin(EngineBase):
     def image_sizes(self) -> list[dict[str, Any]]:
         """Every image's Id, Size and SharedSize (bytes in layers other images have too)."""
         return self.api.df().get("Images") or []
+
+
+def _checked(events: Iterable[dict[str, Any]], failed: str, hint: str) -> Iterator[dict[str, Any]]:
+    """A pull's or push's progress events; the engine's "error" event raises."""
+    for event in events:
+        if "error" in event:
+            raise ImageNotFound(f"{failed}: {event['error']}", hint)
+        yield event
 
 
 def _split_tag(reference: str) -> tuple[str, str | None]:
