@@ -17,7 +17,7 @@ from typing import Any
 from . import __version__, bootstrap, images, installer, kernelspecs, locks, pool, references, usage
 from .distros import OsRelease
 from .dockerfiles import plan_layer
-from .engine import Engine
+from .engine import ENGINES, Engine, engine_url
 from .errors import DistroKernelsError, EngineUnavailable, ImageNotFound, InvalidInput
 from .probe import probe_image
 from .recipes import validate_package_names
@@ -64,6 +64,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         pull=not args.no_pull,
         docker_host=args.docker_host or "",
         push=args.push or "",
+        engine_kind=args.engine,
     )
     _say(f"installed {installed.name!r} ({installed.display_name}) in {installed.folder}")
     print(installed.name)
@@ -143,7 +144,7 @@ def _kernels_by_engine() -> dict[str, list[kernelspecs.InstalledKernel]]:
     """The installed distro kernels per engine URL; the default engine ('') always."""
     grouped: dict[str, list[kernelspecs.InstalledKernel]] = {"": []}
     for kernel in kernelspecs.installed_kernels():
-        grouped.setdefault(kernel.docker_host, []).append(kernel)
+        grouped.setdefault(kernel.engine_url, []).append(kernel)
     return grouped
 
 
@@ -183,13 +184,13 @@ def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
     config = {key: value for key, value in options.items() if value is not None}
     from .provisioner import validate_config  # jupyter_client's provisioning: only here
 
-    validate_config({**config, "docker_host": args.docker_host or ""})
+    validate_config({**config, "docker_host": args.docker_host or "", "engine": args.engine})
     return config
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     images.validate_reference(args.image)
-    engine = Engine.connect()
+    engine = Engine.connect(engine_url(args.engine))
     image_id = bootstrap.bootstrap_debian(
         engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=_progress
     )
@@ -251,7 +252,8 @@ def _list_row(
         "warm": f"{len(warm)} ({_mb(sum(known) // max(len(known), 1))} each)" if warm else "-",
         "warm_containers": len(warm),
         "warm_memory_bytes": known,
-        "runs_on": f"{'swarm' if backend == 'swarm' else 'engine'} "
+        "engine": kernel.engine,
+        "runs_on": f"{'swarm' if backend == 'swarm' else kernel.engine} "
         f"{kernel.docker_host or '(default)'}",
         "image_in_registry": kernel.config.get("pushed_image", ""),
         "limits": " ".join(
@@ -276,7 +278,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 def cmd_copy(args: argparse.Namespace) -> int:
     """The swarm runs a kernel by image id: the same id must be on every node."""
     kernel = kernelspecs.find(args.name)
-    source = Engine.connect(kernel.docker_host)
+    source = Engine.connect(kernel.engine_url)
     image_id = kernel.config.get("image_id", "")
     for url in args.to:
         target = Engine.connect(url)
@@ -298,11 +300,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
     with contextlib.suppress(EngineUnavailable):  # no engine, no warm container either
-        if dropped := pool.drop_kernelspecs(Engine.connect(kernel.docker_host), {args.name}):
+        if dropped := pool.drop_kernelspecs(Engine.connect(kernel.engine_url), {args.name}):
             _say(f"removed {dropped} warm container(s) of {args.name!r}")
     if args.image:
-        engine = Engine.connect(kernel.docker_host)
-        mine = _kernels_by_engine().get(kernel.docker_host, [])
+        engine = Engine.connect(kernel.engine_url)
+        mine = _kernels_by_engine().get(kernel.engine_url, [])
         released = references.release(engine, kernel, mine)
         if released.removed:
             _say(f"removed image {released.image}")
@@ -402,6 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument(
         "--docker-host", help="build and run on this engine (a DOCKER_HOST URL), not the default"
     )
+    _engine_argument(install)
     install.add_argument(
         "--backend",
         choices=["docker", "swarm"],
@@ -459,6 +462,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot = commands.add_parser("bootstrap", help="make a Debian base image from the archive")
     boot.add_argument("image", help="debian:bullseye|bookworm|trixie|sid (or 11/12/13)")
     boot.add_argument("--mirror", default=bootstrap.DEFAULT_MIRROR)
+    _engine_argument(boot)
     boot.add_argument("--include", action="append", default=[], help="extra package")
     boot.set_defaults(run=cmd_bootstrap)
 
@@ -500,6 +504,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(run=cmd_run)
     return parser
+
+
+def _engine_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="docker",
+        help="dockerd (default), or your rootless Podman: no root daemon, no docker group",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

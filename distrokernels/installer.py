@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import connection, images, kernelspecs, pool, references
-from .engine import Engine, remote_address
+from .engine import Engine, engine_url, remote_address
+from .engine.podman import PodmanHost
 from .errors import InvalidInput
+from .kernel_container import DEFAULT_PIDS_LIMIT
 
 
 @dataclass(frozen=True)
@@ -34,11 +36,13 @@ def install_kernel(
     pull: bool = True,
     docker_host: str = "",
     push: str = "",
+    engine_kind: str = "docker",
 ) -> Installed:
     """Build (or reuse) the kernel image and register its kernelspec.
 
     ``push`` names a repository every swarm node can pull from; the kernelspec then
-    records the pushed digest, which the swarm runs.
+    records the pushed digest, which the swarm runs. ``engine_kind`` 'podman' builds in,
+    and runs on, the user's rootless Podman (or the Podman at ``docker_host``).
     """
     images.validate_reference(reference)
     if name:
@@ -50,7 +54,10 @@ def install_kernel(
     config = dict(config or {})
     if push:
         images.validate_reference(push)
-    engine = Engine.connect(docker_host)
+    url = engine_url(engine_kind, docker_host)
+    engine = Engine.connect(url)
+    if engine.podman:
+        _warn_about_podman(engine.podman, config, progress)
     if config.get("backend") == "swarm" and not engine.swarm_node_id():
         raise InvalidInput(
             "--backend swarm needs an engine that is a swarm manager; this one is not",
@@ -73,7 +80,7 @@ def install_kernel(
         progress(f"pushed {config['pushed_image']}")
     name = name or kernelspecs.default_name(image)
     display_name = display_name or kernelspecs.default_display_name(image)
-    sharing = _sharing(image.tag, name, docker_host) if options.rebuild else []
+    sharing = _sharing(image.tag, name, url) if options.rebuild else []
     if sharing:
         progress(
             f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
@@ -85,6 +92,7 @@ def install_kernel(
         display_name,
         config={
             "source": reference,
+            **({"engine": engine_kind} if engine_kind != "docker" else {}),
             **({"docker_host": docker_host} if docker_host else {}),
             **config,
         },
@@ -96,15 +104,27 @@ def install_kernel(
     pool.drop_kernelspecs(engine, {name, *sharing})
     # This kernelspec's reference, and those of kernelspecs from before references.
     references.reconcile(
-        engine, [k for k in kernelspecs.installed_kernels() if k.docker_host == docker_host]
+        engine, [k for k in kernelspecs.installed_kernels() if k.engine_url == url]
     )
     return Installed(name, display_name, folder, base)
 
 
-def _sharing(tag: str, name: str, docker_host: str) -> list[str]:
+def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: images.Progress) -> None:
+    """What rootless Podman here will not do as asked, said before the build."""
+    limits = {
+        "memory": config.get("memory"),
+        "cpus": config.get("cpus"),
+        "pids_limit": config.get("pids_limit", DEFAULT_PIDS_LIMIT),
+    }
+    for warning in (host.limits_warning(limits), host.storage_warning):
+        if warning:
+            progress(f"warning: {warning}")
+
+
+def _sharing(tag: str, name: str, url: str) -> list[str]:
     """The other kernelspecs naming the same content: a rebuild replaces what they run."""
     return [
         kernel.name
         for kernel in kernelspecs.installed_kernels()
-        if kernel.docker_host == docker_host and kernel.image == tag and kernel.name != name
+        if kernel.engine_url == url and kernel.image == tag and kernel.name != name
     ]

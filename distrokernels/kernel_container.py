@@ -25,6 +25,7 @@ from .engine import (
     LABEL_POOL,
     LABEL_RUNTIME_DIR,
     KernelContainerSpec,
+    podman,
 )
 from .errors import InvalidInput
 
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # the provisioner calls in here: its traits are the config
 
 HOME = "/home/kernel"
 REMOTE_WORKDIR = "/work"
+DEFAULT_PIDS_LIMIT = 1024  # processes: room for a kernel, its helpers and subprocesses
 _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 
 
@@ -145,18 +147,21 @@ def parse_mount(text: str, local: bool = True) -> str:
         raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
     if exposes_engine(host):
         raise InvalidInput(
-            f"mount {text!r} would hand the kernel the Docker engine (root on the host)",
+            f"mount {text!r} would hand the kernel the container engine (dockerd's is root "
+            "on the host; Podman's lets it escape its limits)",
             "never mount the engine's socket, or a folder holding it, into a kernel",
         )
     return f"{host}:{container}:{mode}"
 
 
 def exposes_engine(path: str) -> bool:
-    """Whether mounting ``path`` would put the engine's socket inside the container."""
+    """Whether mounting ``path`` would put an engine's socket (dockerd's, or the user's
+    Podman) inside the container."""
     real = os.path.realpath(path)
-    if os.path.basename(real) == "docker.sock":
+    if os.path.basename(real) in ("docker.sock", "podman.sock"):
         return True
     prefix = real.rstrip("/") + "/"
     return any(
-        socket == real or os.path.realpath(socket).startswith(prefix) for socket in _ENGINE_SOCKETS
+        socket == real or os.path.realpath(socket).startswith(prefix)
+        for socket in (*_ENGINE_SOCKETS, podman.user_socket())
     )

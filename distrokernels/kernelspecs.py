@@ -22,6 +22,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from . import PROVISIONER_NAME
 from .connection import supports_curve
 from .dockerfiles import KERNEL_PYTHON
+from .engine import engine_url
 from .errors import InvalidInput, KernelspecExists, KernelspecNotFound
 from .images import KernelImage
 
@@ -184,6 +185,16 @@ class InstalledKernel:
     def docker_host(self) -> str:
         """The engine the kernel runs on; '' for the default one."""
         return str(self.config.get("docker_host", ""))
+
+    @property
+    def engine(self) -> str:
+        """'docker' or 'podman'."""
+        return str(self.config.get("engine", "docker"))
+
+    @property
+    def engine_url(self) -> str:
+        """Where its engine answers for this user ('' for the default Docker engine)."""
+        return engine_url(self.engine, self.docker_host)
 
     @property
     def info(self) -> dict[str, Any]:

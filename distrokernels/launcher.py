@@ -83,9 +83,9 @@ class Watchdog:
         os.waitpid(child, 0)
         return cls(write_fd)
 
-    def watch(self, docker_host: str) -> None:
+    def watch(self, url: str) -> None:
         """Sweep this engine if the launcher dies (before the kernel is created on it)."""
-        self._pipe.write(f"url {docker_host}\n")
+        self._pipe.write(f"url {url}\n")
 
     def release(self) -> None:
         """The launcher cleaned up itself: nothing left to do."""
@@ -134,6 +134,7 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
     from jupyter_client.manager import AsyncKernelManager
 
     from .bridge import Bridge
+    from .engine import engine_url
 
     client_info = read_connection_file(connection_file)
     bridge = Bridge(client_info)
@@ -153,7 +154,8 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
         )
     manager.session.key = str(client_info["key"]).encode()
     manager.session.signature_scheme = client_info.get("signature_scheme", "hmac-sha256")
-    watchdog.watch(provisioner.get("config", {}).get("docker_host", ""))
+    config = provisioner.get("config", {})
+    watchdog.watch(engine_url(config.get("engine", "docker"), config.get("docker_host", "")))
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

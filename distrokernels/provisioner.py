@@ -37,10 +37,16 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 
 from . import connection, owners, pool
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
-from .engine import Engine, KernelContainerSpec, remote_address
+from .engine import ENGINES, Engine, KernelContainerSpec, engine_url, remote_address
 from .engines import collect_orphans_in_background, remove_in_background, shared_engine
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
-from .kernel_container import KernelStart, container_spec, exposes_engine, parse_mount
+from .kernel_container import (
+    DEFAULT_PIDS_LIMIT,
+    KernelStart,
+    container_spec,
+    exposes_engine,
+    parse_mount,
+)
 from .pool import POOL, Template, WarmContainer
 from .runtime import runtime_root
 
@@ -55,6 +61,7 @@ _EXIT_WATCH = 0.08  # seconds of jupyter_client's 0.1 between polls during a shu
 _EXIT_WATCH_INTERVAL = 0.005
 MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
 MAX_POOL_SIZE = 64  # warm containers per kernelspec: each holds tens of MB
+_WARNED_LIMITS: set[tuple[str, str]] = set()  # (engine, kernelspec) told of ignored limits
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
 _CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
@@ -82,7 +89,9 @@ class DistroProvisioner(KernelProvisionerBase):
     mounts = List(Unicode(), help="Extra mounts, HOST[:CONTAINER][:ro|rw].").tag(config=True)
     memory = Unicode(None, allow_none=True, help="Memory limit, e.g. '2g'.").tag(config=True)
     cpus = Float(None, allow_none=True, help="CPU limit, e.g. 1.5.").tag(config=True)
-    pids_limit = Int(1024, help="Most processes the kernel may run at once.").tag(config=True)
+    pids_limit = Int(DEFAULT_PIDS_LIMIT, help="Most processes the kernel may run at once.").tag(
+        config=True
+    )
     launch_timeout = Float(60.0, help="Seconds the kernel may take to open its sockets.").tag(
         config=True
     )
@@ -97,6 +106,12 @@ class DistroProvisioner(KernelProvisionerBase):
     cap_add = List(Unicode(), help="Capabilities to add back (all are dropped).").tag(config=True)
     no_new_privileges = Bool(True, help="Forbid setuid and file capabilities.").tag(config=True)
 
+    engine = CaselessStrEnum(
+        list(ENGINES),
+        default_value="docker",
+        help="dockerd, or the user's rootless Podman (its socket in XDG_RUNTIME_DIR, its "
+        "service started when it does not answer).",
+    ).tag(config=True)
     docker_host = Unicode(
         "", help="The engine to run on (a DOCKER_HOST URL); default: the environment's."
     ).tag(config=True)
@@ -199,6 +214,19 @@ class DistroProvisioner(KernelProvisionerBase):
                 )
         return constraints
 
+    @validate("engine", "backend")
+    def _check_engine_backend(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        engine, backend = (
+            (value, self.backend) if proposal["trait"].name == "engine" else (self.engine, value)
+        )
+        if engine == "podman" and backend == "swarm":
+            raise InvalidInput(
+                "Podman has no swarm: a swarm kernel runs on dockerd's swarm mode",
+                "drop --backend swarm, or install with --engine docker",
+            )
+        return value
+
     @validate("network_mode")
     def _check_network_mode(self, proposal: Any) -> str:
         network_mode: str = proposal["value"]
@@ -223,7 +251,7 @@ class DistroProvisioner(KernelProvisionerBase):
 
     async def _on_engine(self, operation: Callable[[Engine], _T]) -> _T:
         """Run ``operation`` on this kernel's engine, off the event loop (connecting too)."""
-        return await asyncio.to_thread(lambda: operation(shared_engine(self.docker_host)))
+        return await asyncio.to_thread(lambda: operation(shared_engine(self.engine_url)))
 
     async def _on_backend(self, operation: Callable[[KernelBackend], _T]) -> _T:
         """Run ``operation`` on this kernel's backend, created once per kernel."""
@@ -249,6 +277,10 @@ class DistroProvisioner(KernelProvisionerBase):
         """Started by a long-lived MultiKernelManager (a Jupyter server), not by a process
         that runs one kernel (the launcher, `distrokernels run`, nbclient)."""
         return isinstance(self.km.parent, MultiKernelManager)
+
+    @property
+    def engine_url(self) -> str:
+        return engine_url(self.engine, self.docker_host)
 
     @property
     def uses_tcp(self) -> bool:
@@ -299,7 +331,7 @@ class DistroProvisioner(KernelProvisionerBase):
             )
             self.connection_info = km.get_connection_info()
             cmd = self.container_command(extra_arguments)
-        collect_orphans_in_background(self.docker_host, self.log)
+        collect_orphans_in_background(self.engine_url, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     def _pool_template(
@@ -339,7 +371,7 @@ class DistroProvisioner(KernelProvisionerBase):
         )
         return Template(
             kernelspec=self.km.kernel_name,
-            engine_url=self.docker_host,
+            engine_url=self.engine_url,
             spec=container_spec(self, start),
             runtime_root=runtime,
             size=self.pool_size,
@@ -385,7 +417,7 @@ class DistroProvisioner(KernelProvisionerBase):
             raise KernelStartFailed(f"the working folder {cwd} does not exist", "create it")
         if exposes_engine(cwd):
             raise KernelStartFailed(
-                f"the working folder {cwd} holds the Docker engine's socket",
+                f"the working folder {cwd} holds a container engine's socket",
                 "open the notebook from a folder of your own",
             )
         assert self.runtime_dir is not None
@@ -440,7 +472,12 @@ class DistroProvisioner(KernelProvisionerBase):
                 await self._on_engine(
                     lambda engine: engine.ensure_volume(self.work_volume_name, spec.image, owner)
                 )
-            await self._on_backend(lambda backend: backend.start(spec))
+
+            def start(backend: KernelBackend) -> None:
+                backend.start(spec)
+                self._warn_about_ignored_limits(backend.engine)
+
+            await self._on_backend(start)
         except BaseException as error:
             self._remove_runtime_dir()
             if not isinstance(error, ImageNotFound):
@@ -453,13 +490,22 @@ class DistroProvisioner(KernelProvisionerBase):
         else:
             await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
 
+    def _warn_about_ignored_limits(self, engine: Engine) -> None:
+        """Rootless Podman runs a kernel without the limits it cannot apply: say so, once
+        per kernelspec and process."""
+        limits = {"memory": self.memory, "cpus": self.cpus, "pids_limit": self.pids_limit}
+        warning = engine.podman.limits_warning(limits) if engine.podman else ""
+        if warning and (self.engine_url, self.km.kernel_name) not in _WARNED_LIMITS:
+            _WARNED_LIMITS.add((self.engine_url, self.km.kernel_name))
+            self.log.warning("distrokernels: %s: %s", self.km.kernel_name, warning)
+
     async def _start_warm(self, spec: KernelContainerSpec) -> bool:
         """Hand this start to the claimed warm container; False: it is gone, start cold."""
         warm, self._warm = self._warm, None
         assert warm is not None and self.runtime_dir is not None
         if not pool.hand_over(warm, spec.command, spec.working_dir, spec.environment):
             self.log.info("distrokernels: warm container %s was gone", warm.id[:12])
-            POOL.discard(self.docker_host, [warm])
+            POOL.discard(self.engine_url, [warm])
             return False
 
         def adopt(backend: KernelBackend) -> None:
@@ -476,7 +522,7 @@ class DistroProvisioner(KernelProvisionerBase):
     def _drop_claim(self) -> None:
         """A start that failed before its claim was handed over: the container goes."""
         if self._warm is not None:
-            POOL.discard(self.docker_host, [self._warm])
+            POOL.discard(self.engine_url, [self._warm])
             self._warm = None
 
     @property
@@ -604,7 +650,7 @@ class DistroProvisioner(KernelProvisionerBase):
             # The kernel has stopped: a server removes its container off the user's path.
             container_id = self._backend.detach()
             if container_id is not None:
-                remove_in_background(self.docker_host, container_id, self.log)
+                remove_in_background(self.engine_url, container_id, self.log)
         elif self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):

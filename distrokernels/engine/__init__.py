@@ -5,9 +5,11 @@ volumes, and gets distrokernels' own errors back instead of docker-py's HTTP exc
 As docker-py splits its API client, one module per resource: ``images``, ``containers``,
 ``services`` (swarm services, tasks, nodes, secrets) and ``volumes``, each a mixin of
 ``Engine`` (``client``), over the shared connection and error mapping (``_base``).
+Rootless Podman is the same Engine on the user's own socket; what differs about it
+(finding and starting it, keep-id, its limits and names) is ``podman``'s.
 """
 
-from .client import Engine, remote_address
+from .client import ENGINES, Engine, engine_url, remote_address
 from .containers import ContainerState, KernelContainer, KernelContainerSpec, container_ports
 from .labels import (
     LABEL,
@@ -22,6 +24,7 @@ from .labels import (
 from .services import KernelServiceSpec, KernelTask, task_ports
 
 __all__ = [
+    "ENGINES",
     "LABEL",
     "LABEL_KERNELSPEC",
     "LABEL_KERNEL_ID",
@@ -37,6 +40,7 @@ __all__ = [
     "KernelServiceSpec",
     "KernelTask",
     "container_ports",
+    "engine_url",
     "remote_address",
     "task_ports",
 ]

@@ -11,6 +11,7 @@ import docker.errors
 import requests
 
 from ..errors import EngineUnavailable
+from .podman import LIBPOD_INFO, PodmanHost
 
 # HTTP statuses the engine answers with, where they mean something to us.
 NOT_FOUND = 404
@@ -24,6 +25,22 @@ class EngineBase:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.api = client.api
+
+    @functools.cached_property
+    def podman(self) -> PodmanHost | None:
+        """What a Podman engine reports about itself; None for dockerd."""
+        components = self.api.version().get("Components") or []
+        if not any(component.get("Name") == "Podman Engine" for component in components):
+            return None
+        # docker-py has no call for Podman's own API: its base URL plus libpod's path.
+        response = self.api._get(self.api.base_url + LIBPOD_INFO)
+        response.raise_for_status()
+        return PodmanHost.from_info(response.json())
+
+    @property
+    def keeps_ids(self) -> bool:
+        """Rootless Podman: containers need keep-id to run as the user's own uid."""
+        return self.podman is not None and self.podman.rootless
 
 
 _F = TypeVar("_F", bound=Callable[..., Any])

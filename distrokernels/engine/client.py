@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import docker
 
 from .. import owners
+from . import podman
 from ._base import engine_errors
 from .containers import ContainersMixin, KernelContainer
 from .images import ImagesMixin
@@ -25,7 +26,9 @@ class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
     @engine_errors
     def connect(cls, url: str = "", timeout: int = 120) -> Engine:
         """Connect to ``url``, else DOCKER_HOST or the default socket; or say how to start
-        the engine."""
+        the engine. The user's own Podman socket gets its service started if need be."""
+        if podman.is_user_url(url):
+            podman.ensure_service(url)
         environment = dict(os.environ, **({"DOCKER_HOST": url} if url else {}))
         ssh = environment.get("DOCKER_HOST", "").startswith("ssh://")
         # The system's ssh (its config, agent and known hosts), TLS from DOCKER_CERT_PATH.
@@ -66,6 +69,17 @@ def remove_runtime_dir(path: str) -> None:
             shutil.rmtree(target, ignore_errors=True)
         return
     shutil.rmtree(path, ignore_errors=True)
+
+
+ENGINES = ("docker", "podman")
+
+
+def engine_url(engine: str, docker_host: str = "") -> str:
+    """Where a kernelspec's engine answers: its docker_host if it names one; for Podman
+    otherwise the socket of the user who runs the kernel (each user has their own)."""
+    if engine == "podman" and not docker_host:
+        return podman.user_url()
+    return docker_host
 
 
 def remote_address(url: str) -> str:

@@ -14,6 +14,7 @@ import docker.errors
 from ..errors import ImageNotFound
 from ._base import CONFLICT, NOT_FOUND, EngineBase, engine_errors
 from .labels import LABEL_KERNEL_ID, LABEL_PROBE
+from .podman import podman_tmpfs
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,15 @@ class ContainersMixin(EngineBase):
     @engine_errors
     def start_kernel_container(self, spec: KernelContainerSpec) -> str:
         """Create and start the container; returns its id."""
+        keep_id = self.keeps_ids and spec.user.partition(":")[0] not in ("0", "")
+        tmpfs = spec.tmpfs
+        if self.podman:
+            tmpfs = {path: podman_tmpfs(options) for path, options in tmpfs.items()}
         host_config = self.api.create_host_config(
             binds=spec.binds,
             init=True,
             network_mode=spec.network_mode,
-            tmpfs=spec.tmpfs or None,
+            tmpfs=tmpfs or None,
             mem_limit=spec.memory,
             nano_cpus=int(spec.cpus * 1e9) if spec.cpus else None,
             pids_limit=spec.pids_limit,
@@ -79,6 +84,8 @@ class ContainersMixin(EngineBase):
             port_bindings={port: published or None for port, published in spec.ports.items()}
             or None,
         )
+        if keep_id:  # the user's uid is itself inside (docker-py refuses this userns_mode)
+            host_config["UsernsMode"] = "keep-id"
         try:
             container = self.api.create_container(
                 spec.image,
@@ -143,7 +150,8 @@ class ContainersMixin(EngineBase):
         except docker.errors.NotFound:
             return None
         memory = stats.get("memory_stats") or {}
-        if "usage" not in memory:
+        if "usage" not in memory or (self.podman and "memory" not in self.podman.controllers):
+            # Without its own memory cgroup a rootless container reports the whole host's.
             return None
         details = memory.get("stats") or {}
         inactive = details.get("total_inactive_file", details.get("inactive_file", 0))

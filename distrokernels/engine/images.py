@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,11 @@ import docker
 import docker.errors
 
 from ..errors import BuildFailed, ImageNotFound
+from . import podman
 from ._base import CONFLICT, EngineBase, engine_errors
+
+# The image a build step made: dockerd prints '---> 1a2b3c4d5e6f', Podman '--> 1a2b3c4d5e6'.
+_STEP_IMAGE = re.compile(r"-{2,3}> ([0-9a-f]{6,64})")
 
 
 class ImagesMixin(EngineBase):
@@ -22,8 +27,7 @@ class ImagesMixin(EngineBase):
         if not reference:
             return None
         try:
-            image: dict[str, Any] = self.api.inspect_image(reference)
-            return image
+            return self._as_docker_names(self.api.inspect_image(reference))
         except docker.errors.ImageNotFound:
             return None
         except docker.errors.APIError as error:
@@ -141,8 +145,8 @@ class ImagesMixin(EngineBase):
                 if "aux" in event and "ID" in event["aux"]:
                     image_id = event["aux"]["ID"]
                 for line in event.get("stream", "").splitlines():
-                    if line.strip().startswith("---> ") and " " not in line.strip()[5:]:
-                        step_images.add(line.strip()[5:])
+                    if step_image := _STEP_IMAGE.fullmatch(line.strip()):
+                        step_images.add(step_image[1])
                     if line.strip():
                         tail = [*tail[-40:], line]
                         progress(line)
@@ -191,8 +195,14 @@ class ImagesMixin(EngineBase):
 
     @engine_errors
     def images_labelled(self, label: str) -> list[dict[str, Any]]:
-        images: list[dict[str, Any]] = self.api.images(filters={"label": label})
-        return images
+        return [self._as_docker_names(i) for i in self.api.images(filters={"label": label})]
+
+    def _as_docker_names(self, image: dict[str, Any]) -> dict[str, Any]:
+        """Podman's qualified names (docker.io/..., localhost/...) as dockerd names them."""
+        if self.podman:
+            for key in ("RepoTags", "RepoDigests"):
+                image[key] = [podman.short_name(name) for name in image.get(key) or []]
+        return image
 
     @engine_errors
     def image_parents(self) -> dict[str, str]:

@@ -317,7 +317,7 @@ HAND_EDITS = {
     "cpus": ({"cpus": -1}, "cpus -1.0 must be positive"),
     "engine-socket": (
         {"mounts": ["/var/run:/host-run"]},
-        "would hand the kernel the Docker engine",
+        "would hand the kernel the container engine",
     ),
 }
 

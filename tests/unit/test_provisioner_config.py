@@ -20,7 +20,7 @@ REFUSED = [
     ({"memory": "lots"}, "memory 'lots' is not a size"),
     ({"pids_limit": 4}, "pids_limit 4 (below 16) leaves no room"),
     ({"cap_add": ["CHOWN; rm -rf /"]}, "is not a capability"),
-    ({"mounts": ["/run:/host-run"]}, "would hand the kernel the Docker engine"),
+    ({"mounts": ["/run:/host-run"]}, "would hand the kernel the container engine"),
     ({"mounts": ["relative:/x"]}, "needs absolute paths"),
     ({"constraints": ["node.role==worker"]}, "constraints place swarm services"),
     ({"backend": "swarm", "constraints": ["gpu"]}, "is not a placement constraint"),
