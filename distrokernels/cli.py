@@ -17,7 +17,7 @@ from typing import Any
 from . import __version__, bootstrap, images, installer, kernelspecs, locks, pool, references, usage
 from .distros import OsRelease
 from .dockerfiles import plan_layer
-from .engine import ENGINES, Engine, engine_url
+from .engine import ENGINES, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError, EngineUnavailable, ImageNotFound, InvalidInput
 from .probe import probe_image
 from .recipes import validate_package_names
@@ -64,7 +64,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         pull=not args.no_pull,
         docker_host=args.docker_host or "",
         push=args.push or "",
-        engine_kind=args.engine,
+        engine_kind=_engine(args),
     )
     _say(f"installed {installed.name!r} ({installed.display_name}) in {installed.folder}")
     print(installed.name)
@@ -141,11 +141,16 @@ def cmd_images(args: argparse.Namespace) -> int:
 
 
 def _kernels_by_engine() -> dict[str, list[kernelspecs.InstalledKernel]]:
-    """The installed distro kernels per engine URL; the default engine ('') always."""
-    grouped: dict[str, list[kernelspecs.InstalledKernel]] = {"": []}
+    """The installed distro kernels per engine URL; the user's default engine (dockerd,
+    or their Podman when dockerd is closed to them) always."""
+    grouped: dict[str, list[kernelspecs.InstalledKernel]] = {_default_engine_url(): []}
     for kernel in kernelspecs.installed_kernels():
         grouped.setdefault(kernel.engine_url, []).append(kernel)
     return grouped
+
+
+def _default_engine_url() -> str:
+    return engine_url(choose_engine("auto"))
 
 
 def _connect(url: str) -> Engine | None:
@@ -154,7 +159,7 @@ def _connect(url: str) -> Engine | None:
     try:
         return Engine.connect(url)
     except EngineUnavailable as error:
-        if not url:
+        if url == _default_engine_url():
             raise
         _say(f"skipped {url}: {error}")
         return None
@@ -184,13 +189,13 @@ def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
     config = {key: value for key, value in options.items() if value is not None}
     from .provisioner import validate_config  # jupyter_client's provisioning: only here
 
-    validate_config({**config, "docker_host": args.docker_host or "", "engine": args.engine})
+    validate_config({**config, "docker_host": args.docker_host or "", "engine": _engine(args)})
     return config
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     images.validate_reference(args.image)
-    engine = Engine.connect(engine_url(args.engine))
+    engine = Engine.connect(engine_url(_engine(args)))
     image_id = bootstrap.bootstrap_debian(
         engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=_progress
     )
@@ -509,10 +514,16 @@ def build_parser() -> argparse.ArgumentParser:
 def _engine_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--engine",
-        choices=ENGINES,
-        default="docker",
-        help="dockerd (default), or your rootless Podman: no root daemon, no docker group",
+        choices=["auto", *ENGINES],
+        default="auto",
+        help="dockerd, or your rootless Podman (no root daemon, no docker group); auto "
+        "(default): dockerd when you can reach it, else Podman when it is installed",
     )
+
+
+def _engine(args: argparse.Namespace) -> str:
+    """The engine `--engine` names, or auto's choice."""
+    return choose_engine(args.engine, getattr(args, "docker_host", None) or "")
 
 
 def main(argv: list[str] | None = None) -> int:

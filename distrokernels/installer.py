@@ -57,6 +57,7 @@ def install_kernel(
     url = engine_url(engine_kind, docker_host)
     engine = Engine.connect(url)
     if engine.podman:
+        progress(f"engine: {'rootless ' * engine.podman.rootless}Podman at {url or 'DOCKER_HOST'}")
         _warn_about_podman(engine.podman, config, progress)
     if config.get("backend") == "swarm" and not engine.swarm_node_id():
         raise InvalidInput(

@@ -5,6 +5,16 @@ import os
 import pytest
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--engine",
+        choices=("docker", "podman"),
+        default="docker",
+        help="where the integration tests run kernels: dockerd, or (as a user outside the "
+        "docker group) that user's rootless Podman",
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_jupyter_dirs(tmp_path_factory):
     """Kernelspecs and runtime files of the tests live in a temporary Jupyter home."""

@@ -9,7 +9,7 @@ Rootless Podman is the same Engine on the user's own socket; what differs about 
 (finding and starting it, keep-id, its limits and names) is ``podman``'s.
 """
 
-from .client import ENGINES, Engine, engine_url, remote_address
+from .client import ENGINES, Engine, choose_engine, engine_url, remote_address
 from .containers import ContainerState, KernelContainer, KernelContainerSpec, container_ports
 from .labels import (
     LABEL,
@@ -39,6 +39,7 @@ __all__ = [
     "KernelContainerSpec",
     "KernelServiceSpec",
     "KernelTask",
+    "choose_engine",
     "container_ports",
     "engine_url",
     "remote_address",

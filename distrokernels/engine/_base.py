@@ -11,7 +11,7 @@ import docker.errors
 import requests
 
 from ..errors import EngineUnavailable
-from .podman import LIBPOD_INFO, PodmanHost
+from .podman import LIBPOD_INFO, PodmanHost, ensure_service, is_user_url
 
 # HTTP statuses the engine answers with, where they mean something to us.
 NOT_FOUND = 404
@@ -22,9 +22,10 @@ NOT_A_MANAGER = 503  # swarm calls on an engine that manages no swarm
 class EngineBase:
     """The connection the resource mixins share (docker-py's low-level API client)."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, url: str = "") -> None:
         self.client = client
         self.api = client.api
+        self.url = url  # as connected to: '' for DOCKER_HOST or the default socket
 
     @functools.cached_property
     def podman(self) -> PodmanHost | None:
@@ -62,6 +63,11 @@ def engine_errors(method: _F) -> _F:
             except requests.exceptions.ConnectionError:
                 # A pooled connection to an engine that restarted fails once; a fresh
                 # connection then succeeds, or fails the same way if the engine is down.
+                # The user's own Podman service is started again (it holds no kernel:
+                # they run on without it).
+                engine = args[0] if args and isinstance(args[0], EngineBase) else None
+                if engine is not None and is_user_url(engine.url):
+                    ensure_service(engine.url)
                 return method(*args, **kwargs)
         except requests.exceptions.ConnectionError as error:
             raise _unavailable(error) from error

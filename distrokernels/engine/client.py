@@ -32,7 +32,8 @@ class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
         environment = dict(os.environ, **({"DOCKER_HOST": url} if url else {}))
         ssh = environment.get("DOCKER_HOST", "").startswith("ssh://")
         # The system's ssh (its config, agent and known hosts), TLS from DOCKER_CERT_PATH.
-        return cls(docker.from_env(environment=environment, timeout=timeout, use_ssh_client=ssh))
+        client = docker.from_env(environment=environment, timeout=timeout, use_ssh_client=ssh)
+        return cls(client, url)
 
     def collect_orphans(
         self, owner_is_gone: Callable[[str], bool] = owners.owner_is_gone
@@ -72,6 +73,20 @@ def remove_runtime_dir(path: str) -> None:
 
 
 ENGINES = ("docker", "podman")
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+def choose_engine(requested: str, docker_host: str = "") -> str:
+    """'auto': dockerd when it is named or its socket is open to this user, else the
+    user's rootless Podman when it is installed, else dockerd (whose error says how to
+    get access)."""
+    if requested != "auto":
+        return requested
+    if docker_host or os.environ.get("DOCKER_HOST"):
+        return "docker"
+    if os.access(DOCKER_SOCKET, os.R_OK | os.W_OK):
+        return "docker"
+    return "podman" if shutil.which("podman") else "docker"
 
 
 def engine_url(engine: str, docker_host: str = "") -> str:

@@ -138,6 +138,10 @@ class ContainersMixin(EngineBase):
         except docker.errors.APIError as error:
             if error.status_code in (NOT_FOUND, CONFLICT):
                 return False
+            # Podman answers 500 ("container state improper") for a stopped container.
+            state = self.container_state(container_id)
+            if state is None or not state.running:
+                return False
             raise
         return True
 

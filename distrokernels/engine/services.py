@@ -216,14 +216,26 @@ class ServicesMixin(EngineBase):
                 labels=entry["Spec"].get("Labels") or {},
                 status="service",
             )
-            for entry in _unless_not_a_manager(
+            for entry in self._swarm_listing(
                 lambda: self.api.services(filters={"label": LABEL_KERNEL_ID})
             )
         ]
 
+    def _swarm_listing(self, listing: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """A swarm listing; nothing on an engine that manages no swarm (Podman has no
+        swarm API at all)."""
+        if self.podman:
+            return []
+        try:
+            return listing()
+        except docker.errors.APIError as error:
+            if error.status_code != NOT_A_MANAGER:
+                raise
+            return []
+
     def _collect_orphan_secrets(self, owner_is_gone: Callable[[str], bool]) -> None:
         """Secrets of a start that died between creating them and creating its service."""
-        for secret in _unless_not_a_manager(
+        for secret in self._swarm_listing(
             lambda: self.api.secrets(filters={"label": LABEL_KERNEL_ID})
         ):
             labels = secret["Spec"].get("Labels") or {}
@@ -239,16 +251,6 @@ def task_ports(port_status: dict[str, Any]) -> dict[int, int]:
     for entry in port_status.get("Ports") or []:
         published.setdefault(entry["TargetPort"], entry["PublishedPort"])
     return published
-
-
-def _unless_not_a_manager(listing: Callable[[], list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    """A swarm listing, or nothing on an engine that is not a swarm manager."""
-    try:
-        return listing()
-    except docker.errors.APIError as error:
-        if error.status_code != NOT_A_MANAGER:
-            raise
-        return []
 
 
 @contextlib.contextmanager

@@ -12,7 +12,8 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
-from distrokernels.engine import LABEL_KERNEL_ID, Engine
+from distrokernels.engine import LABEL_KERNEL_ID, Engine, engine_url
+from distrokernels.engines import shared_engine
 from distrokernels.errors import EngineUnavailable
 
 BASE = "debian:bookworm"
@@ -33,26 +34,37 @@ def run_cli(
 
 
 @pytest.fixture(scope="session")
-def engine() -> Engine:
-    try:
-        return Engine.connect()
-    except EngineUnavailable as error:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI must run the integration tests on a real engine: {error}")
-        pytest.skip(f"needs a running Docker engine ({error}); `bash dev/setup` starts one")
+def engine_kind(pytestconfig) -> str:
+    """pytest --engine: dockerd (default), or this user's rootless Podman."""
+    return pytestconfig.getoption("engine")
 
 
 @pytest.fixture(scope="session")
-def base_image(engine) -> str:
+def engine(engine_kind) -> Engine:
+    try:
+        connected = Engine.connect(engine_url(engine_kind))
+        connected.api.ping()
+    except EngineUnavailable as error:
+        if os.environ.get("CI") or engine_kind == "podman":
+            pytest.fail(f"the integration tests need a real {engine_kind} engine: {error}")
+        pytest.skip(f"needs a running Docker engine ({error}); `bash dev/setup` starts one")
+    if engine_kind == "podman":
+        assert connected.podman is not None and connected.podman.rootless, "not rootless Podman"
+    return connected
+
+
+@pytest.fixture(scope="session")
+def base_image(engine, engine_kind) -> str:
     if engine.find_image(BASE) is None:
-        pytest.fail(f"{BASE} is missing: `bash dev/setup` bootstraps it")
+        hint = f"`distrokernels bootstrap {BASE} --engine podman`"
+        pytest.fail(f"{BASE} is missing: {hint if engine_kind == 'podman' else 'bash dev/setup'}")
     return BASE
 
 
 @pytest.fixture(scope="session")
-def installed_kernel(base_image) -> str:
+def installed_kernel(base_image, engine_kind) -> str:
     """`distrokernels install debian:bookworm`, for real, once per session."""
-    result = run_cli("install", base_image, "--replace")
+    result = run_cli("install", base_image, "--replace", "--engine", engine_kind)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == KERNEL
     return KERNEL
@@ -70,6 +82,12 @@ def suite_kernels(engine) -> dict[str, subprocess.CompletedProcess]:
             pytest.fail(f"{base} is missing: dev/test bootstraps it (DK_BASES)")
         installs[base] = run_cli("install", base, "--replace")
     return installs
+
+
+def applies_limits(engine: Engine, *controllers: str) -> bool:
+    """Whether the engine applies limits of these cgroup controllers ('memory', 'cpu',
+    'pids'): dockerd does; rootless Podman only those delegated to the user."""
+    return engine.podman is None or set(controllers) <= set(engine.podman.controllers)
 
 
 def variant_kernelspec(installed_kernel: str, name: str, change) -> str:
@@ -114,7 +132,8 @@ async def run_in_new_kernel(
     client.start_channels()
     try:
         await client.wait_for_ready(timeout=60)
-        container = Engine.connect().api.inspect_container(manager.provisioner.container_id)
+        engine = shared_engine(manager.provisioner.engine_url)
+        container = engine.api.inspect_container(manager.provisioner.container_id)
         output, reply = await execute(client, code)
     finally:
         client.stop_channels()

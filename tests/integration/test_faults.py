@@ -1,5 +1,6 @@
-"""Faults against the real engine: the kernel dies, the engine restarts, a build is
-interrupted, a kernel ignores SIGTERM. Nothing hangs and nothing is left behind."""
+"""Faults against the real engine: the kernel dies, the engine restarts (dockerd) or its
+API service dies (Podman), a build is interrupted, a kernel ignores SIGTERM. Nothing
+hangs and nothing is left behind."""
 
 import asyncio
 import os
@@ -108,7 +109,7 @@ def test_interrupted_build_registers_nothing_and_leaves_no_container(engine, bas
         text=True,
     )  # fmt: skip
     for line in process.stderr:
-        if "Step" in line and "RUN" in line:
+        if "step" in line.lower() and "RUN" in line:  # dockerd: Step, Podman: STEP
             break
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
@@ -134,8 +135,10 @@ def restart_engine() -> None:
 
 
 async def test_engine_restart_reports_running_kernels_dead_and_new_ones_start(
-    installed_kernel, engine, tmp_path
+    installed_kernel, engine, engine_kind, tmp_path
 ):
+    if engine_kind != "docker":
+        pytest.skip("no dockerd in this run: rootless Podman's service death is tested below")
     if os.geteuid() != 0:
         pytest.skip("restarting the Docker engine needs root (CI runs as root)")
     manager = AsyncKernelManager(kernel_name=installed_kernel)
@@ -156,3 +159,45 @@ async def test_engine_restart_reports_running_kernels_dead_and_new_ones_start(
     client.stop_channels()
     await fresh.shutdown_kernel()
     assert output == "after the restart\n"
+
+
+def kill_podman_service() -> None:
+    """SIGKILL this user's Podman API service, as an OOM kill or a logout would."""
+    found = subprocess.run(
+        ["pgrep", "-u", str(os.getuid()), "-f", "podman system service"],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    assert found, "this user's Podman service is not running"
+    for pid in map(int, found):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while any(Path(f"/proc/{pid}").exists() for pid in map(int, found)):
+        assert time.monotonic() < deadline, "the Podman service did not die"
+        time.sleep(0.1)
+
+
+async def test_podman_service_death_leaves_kernels_running_and_the_next_start_revives_it(
+    installed_kernel, engine, engine_kind, tmp_path
+):
+    if engine_kind != "podman":
+        pytest.skip("no rootless Podman in this run (pytest --engine podman runs it)")
+    manager = AsyncKernelManager(kernel_name=installed_kernel)
+    await manager.start_kernel(cwd=str(tmp_path))
+    client = await ready_client(manager)
+
+    await asyncio.to_thread(kill_podman_service)
+    # Podman's containers do not belong to its API service: the kernel runs on.
+    output, _ = await execute(client, "print('still here')")
+    assert output == "still here\n"
+    assert await manager.is_alive()
+
+    fresh = AsyncKernelManager(kernel_name=installed_kernel)
+    await fresh.start_kernel(cwd=str(tmp_path))  # starts the service again
+    fresh_client = await ready_client(fresh)
+    output, _ = await execute(fresh_client, "print('a new kernel')")
+    assert output == "a new kernel\n"
+    for started, its_client in ((manager, client), (fresh, fresh_client)):
+        its_client.stop_channels()
+        await asyncio.wait_for(started.shutdown_kernel(), timeout=30)
+        assert kernel_containers(engine, started.kernel_id) == []

@@ -5,9 +5,6 @@ creates an unprivileged user and proves engine access, the cache-hit install, th
 kernel's uid and the ownership of what it writes, all as that user.
 """
 
-import os
-import pwd
-import shutil
 import signal
 import subprocess
 import textwrap
@@ -17,11 +14,12 @@ import pytest
 
 from . import servers
 from .conftest import BASE
+from .users import as_user, install_checkout, make_user
+
+DOCKERD = "unix:///var/run/docker.sock"
 
 USER = "dk-tester"
 SECOND_USER = "dk-tester2"
-REPO = Path(__file__).resolve().parents[2]
-VENV = Path("/tmp/dk-tester-venv")
 
 CODE = "import os; open('owned.txt', 'w'); print('UID', os.getuid(), os.getcwd())"
 
@@ -78,63 +76,12 @@ ARGV_SCRIPT = textwrap.dedent(
 )
 
 
-def _need_root():
-    if os.geteuid() != 0:
-        pytest.skip("creating a test user needs root (CI runs as root)")
-    if not shutil.which("runuser") or not shutil.which("useradd"):
-        pytest.fail("runuser and useradd are needed to test as an unprivileged user")
-
-
-def _docker_user(name: str) -> tuple[pwd.struct_passwd, Path]:
-    """A user in the docker group, with a notebook folder of their own."""
-    _need_root()
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        subprocess.run(["useradd", "--create-home", "--groups", "docker", name], check=True)
-    subprocess.run(["usermod", "--append", "--groups", "docker", name], check=True)
-    account = pwd.getpwnam(name)
-    work = Path(account.pw_dir) / "notebooks"
-    work.mkdir(exist_ok=True)
-    os.chown(work, account.pw_uid, account.pw_gid)
-    (work / "owned.txt").unlink(missing_ok=True)
-    return account, work
-
-
 @pytest.fixture(scope="module")
 def user_env(engine, base_image):
     """A user in the docker group, and a venv of this checkout they can execute."""
-    account, work = _docker_user(USER)
-    if not (VENV / "bin" / "python").exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(VENV)], check=True)
-    # A copy of this checkout (not editable: the user may not reach the repository).
-    subprocess.run([VENV / "bin" / "pip", "install", "-q", str(REPO)], check=True)
+    account, work = make_user(USER, docker_group=True)
+    install_checkout()
     return account, work
-
-
-def as_user(account, *command: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = {
-        "HOME": account.pw_dir,
-        "PATH": f"{VENV}/bin:/usr/bin:/bin",
-        "JUPYTER_DATA_DIR": f"{account.pw_dir}/.local/share/jupyter",
-        "LANG": "C.UTF-8",
-    }
-    return subprocess.run(
-        [
-            "runuser",
-            "-u",
-            account.pw_name,
-            "--",
-            "env",
-            "-i",
-            *(f"{k}={v}" for k, v in env.items()),
-            *command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd="/",
-    )
 
 
 def test_user_in_docker_group_installs_and_runs_a_kernel_owning_its_files(user_env):
@@ -180,7 +127,8 @@ def test_user_outside_docker_group_is_told_how_to_get_access(user_env):
     subprocess.run(["gpasswd", "--delete", USER, "docker"], check=True, capture_output=True)
     try:
         result = as_user(account, "distrokernels", "list")
-        gc = as_user(account, "distrokernels", "gc")
+        # Pointed at dockerd (not at a Podman of their own, which `auto` would pick).
+        gc = as_user(account, "distrokernels", "gc", env={"DOCKER_HOST": DOCKERD})
     finally:
         subprocess.run(["usermod", "--append", "--groups", "docker", USER], check=True)
     assert result.returncode == 0  # listing works without the engine
@@ -193,7 +141,7 @@ def test_one_users_remove_cannot_break_another_users_kernel(user_env):
     """Both install the same request (one image on the shared engine); the first removes
     their kernel with its image: the second's kernel still runs."""
     first, _ = user_env
-    second, work = _docker_user(SECOND_USER)
+    second, work = make_user(SECOND_USER, docker_group=True)
     for account in (first, second):
         install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
         assert install.returncode == 0, install.stderr
