@@ -97,6 +97,8 @@ class ImagesMixin(EngineBase):
     def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
         """Import a root file system tarball as an image; returns its id."""
         repository, tag = _split_tag(reference)
+        if self.podman:  # its compat import takes the tag in the repository, not in tag
+            repository, tag = reference, None
         result = self.api.import_image_from_file(
             str(tarball), repository=repository, tag=tag, changes=changes
         )

@@ -8,44 +8,17 @@ kernel's uid and the ownership of what it writes, all as that user.
 import signal
 import subprocess
 import textwrap
-from pathlib import Path
 
 import pytest
 
 from . import servers
 from .conftest import BASE
-from .users import as_user, install_checkout, make_user
+from .users import CODE, as_user, assert_kernel_runs_as_user, install_checkout, make_user
 
 DOCKERD = "unix:///var/run/docker.sock"
 
 USER = "dk-tester"
 SECOND_USER = "dk-tester2"
-
-CODE = "import os; open('owned.txt', 'w'); print('UID', os.getuid(), os.getcwd())"
-
-SCRIPT = textwrap.dedent(
-    f"""
-    import asyncio, os, sys
-    from jupyter_client.manager import AsyncKernelManager
-
-    async def main():
-        manager = AsyncKernelManager(kernel_name=sys.argv[1])
-        await manager.start_kernel(cwd=sys.argv[2])
-        client = manager.client()
-        client.start_channels()
-        await client.wait_for_ready(timeout=60)
-        out = []
-        def hook(message):
-            if message["msg_type"] == "stream":
-                out.append(message["content"]["text"])
-        await client.execute_interactive({CODE!r}, output_hook=hook, timeout=60)
-        client.stop_channels()
-        await manager.shutdown_kernel()
-        print("".join(out), end="")
-
-    asyncio.run(main())
-    """
-)
 
 # As VS Code starts a kernel: kernel.json's argv as a child, on a TCP connection file.
 ARGV_SCRIPT = textwrap.dedent(
@@ -100,17 +73,6 @@ def test_user_in_docker_group_runs_a_swarm_kernel_owning_its_files(user_env, swa
     )  # fmt: skip
     assert install.returncode == 0, install.stderr
     assert_kernel_runs_as_user(account, work, "swarm-12")
-
-
-def assert_kernel_runs_as_user(
-    account, work: Path, kernel_name: str, script: str = SCRIPT, tail: tuple[str, ...] = ()
-) -> None:
-    (work / "owned.txt").unlink(missing_ok=True)
-    run = as_user(account, "python", "-c", script, kernel_name, str(work))
-    assert run.returncode == 0, run.stderr
-    assert run.stdout.split() == ["UID", str(account.pw_uid), str(work), *tail]
-    made = (work / "owned.txt").stat()
-    assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)
 
 
 def test_user_in_docker_group_runs_a_kernel_through_argv_as_vs_code_does(user_env, engine):

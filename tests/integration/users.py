@@ -9,12 +9,41 @@ import os
 import pwd
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 VENV = Path("/tmp/dk-tester-venv")
+# What a user's kernel runs (a file written, its uid and folder printed), and the
+# jupyter_client script that starts that kernel, runs CODE and shuts it down.
+CODE = "import os; open('owned.txt', 'w'); print('UID', os.getuid(), os.getcwd())"
+
+SCRIPT = textwrap.dedent(
+    f"""
+    import asyncio, os, sys
+    from jupyter_client.manager import AsyncKernelManager
+
+    async def main():
+        manager = AsyncKernelManager(kernel_name=sys.argv[1])
+        await manager.start_kernel(cwd=sys.argv[2])
+        client = manager.client()
+        client.start_channels()
+        await client.wait_for_ready(timeout=60)
+        out = []
+        def hook(message):
+            if message["msg_type"] == "stream":
+                out.append(message["content"]["text"])
+        await client.execute_interactive({CODE!r}, output_hook=hook, timeout=60)
+        client.stop_channels()
+        await manager.shutdown_kernel()
+        print("".join(out), end="")
+
+    asyncio.run(main())
+    """
+)
+
 # Subordinate ids a rootless Podman user maps container uids to (beyond other users').
 SUBID_COUNT = 65536
 
@@ -95,3 +124,14 @@ def as_user(
         timeout=timeout,
         cwd="/",
     )
+
+
+def assert_kernel_runs_as_user(
+    account, work: Path, kernel_name: str, script: str = SCRIPT, tail: tuple[str, ...] = ()
+) -> None:
+    (work / "owned.txt").unlink(missing_ok=True)
+    run = as_user(account, "python", "-c", script, kernel_name, str(work))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["UID", str(account.pw_uid), str(work), *tail]
+    made = (work / "owned.txt").stat()
+    assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)
