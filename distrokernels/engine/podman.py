@@ -23,6 +23,7 @@ report (``libpod/info``), never from a guess:
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import shutil
@@ -42,6 +43,7 @@ ADMIN_INSTALL = (
 SERVICE_START_TIMEOUT = 30.0  # seconds for a fresh service to answer on its socket
 _SERVICE_POLL = 0.05
 SERVICE_LOG = "distrokernels-service.log"  # beside the socket: why a start failed
+SERVICE_LOCK = "distrokernels-service.lock"
 LIBPOD_INFO = "/v4.0.0/libpod/info"  # the API version every Podman 4 serves
 _QUALIFIERS = ("docker.io/library/", "docker.io/", "localhost/")
 # What a kernelspec limit needs delegated to the user (cgroup v2 controller names).
@@ -78,38 +80,37 @@ def ensure_service(url: str) -> None:
             "folder of yours>",
         )
     os.makedirs(folder, exist_ok=True)
+    # One starter at a time (a Jupyter server and a CLI may both find it down).
+    with open(os.path.join(folder, SERVICE_LOCK), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _answers(path):
+            _start_service(podman, url, folder)
+
+
+def _start_service(podman: str, url: str, folder: str) -> None:
+    path = url.removeprefix("unix://")
     if os.path.exists(path):  # a service killed without cleanup: nothing listens on it
         os.unlink(path)
     command = [podman, "system", "service", "--time=0", url]
     log_path = os.path.join(folder, SERVICE_LOG)
     with open(log_path, "ab") as output:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=output,
-            stderr=output,
-            start_new_session=True,  # outlives this process, as a user's service does
+        logged = output.tell()
+        # setsid -f: the service is nobody's child here (no zombie when it dies) and
+        # outlives this process, as a user's service does.
+        subprocess.run(
+            ["setsid", "-f", *command], stdin=subprocess.DEVNULL, stdout=output, stderr=output
         )
     deadline = time.monotonic() + SERVICE_START_TIMEOUT
     while not _answers(path):
-        if process.poll() is not None and not _answers(path):
-            break  # it exited (another process may have started one: checked above)
-        if time.monotonic() > deadline:
-            process.kill()
-            break
+        failed = "Error:" in _tail(log_path, since=logged)
+        if failed or time.monotonic() > deadline:
+            raise EngineUnavailable(
+                f"Podman's API service did not start: {_tail(log_path, since=logged)}",
+                f"run `{' '.join(command)} &` yourself and read its error; rootless Podman "
+                "needs your user in /etc/subuid and /etc/subgid",
+            )
         time.sleep(_SERVICE_POLL)
-    else:
-        log.warning(
-            "distrokernels: started Podman's API service for you (pid %d): %s",
-            process.pid,
-            " ".join(command),
-        )
-        return
-    raise EngineUnavailable(
-        f"Podman's API service did not start: {_tail(log_path)}",
-        f"run `{' '.join(command)} &` yourself and read its error; rootless Podman needs "
-        "your user in /etc/subuid and /etc/subgid",
-    )
+    log.warning("distrokernels: started Podman's API service for you: %s", " ".join(command))
 
 
 def _answers(path: str) -> bool:
@@ -121,12 +122,15 @@ def _answers(path: str) -> bool:
     return True
 
 
-def _tail(path: str, lines: int = 3) -> str:
+def _tail(path: str, since: int = 0, lines: int = 3) -> str:
+    """The last lines the log got after byte ``since``."""
     try:
-        with open(path, errors="replace") as file:
-            return " | ".join(line.strip() for line in file.readlines()[-lines:]) or "no output"
+        with open(path, "rb") as file:
+            file.seek(since)
+            text = file.read().decode(errors="replace")
     except OSError:
         return "no output"
+    return " | ".join(line.strip() for line in text.splitlines()[-lines:]) or "no output"
 
 
 @dataclass(frozen=True)
