@@ -1,6 +1,7 @@
 """Kernel life-cycle latency: a distrokernels kernel against the same ipykernel run locally.
 
     .venv/bin/python benchmarks/lifecycle.py [--rounds 7] [--concurrent-rounds 3] [--kernel NAME]
+        [--podman-user USER]
 
 --kernel measures another distro kernelspec, e.g. one installed with --backend swarm
 or --docker-host (results then go to benchmarks/results/NAME.json).
@@ -18,6 +19,12 @@ start is timed to the first kernel_info_reply, the round trip is the median of 2
 `1+1` executions on a started kernel.
 Runs alternate local and distro (A B A B ...). Prints a markdown table and writes
 benchmarks/results/latest.json. Not a test: nothing here passes or fails.
+
+--podman-user adds a rootless Podman column, measured in the same run after dockerd's
+rounds: this script again, as USER (outside the docker group, with subuids, the
+distro kernel installed with --engine podman, and ipykernel in PODMAN_PYTHON's venv for
+the local reference), interleaving that user's local kernel and their Podman kernel.
+Its ratio is to that user's own local kernel.
 """
 
 from __future__ import annotations
@@ -26,7 +33,9 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import platform
+import pwd
 import queue
 import signal
 import statistics
@@ -46,11 +55,13 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from traitlets.config import Config
 
-from distrokernels.engine import Engine
+from distrokernels.engine import Engine, engine_url
 from distrokernels.pool import POOL
 
 LOCAL = "python3"
 DISTRO = "distro-debian-12"
+ENGINE = "docker"  # the distro kernel's engine: "podman" in the --podman-user worker
+PODMAN_PYTHON = "/tmp/dk-tester-venv/bin/python"  # the venv tests/integration/users.py makes
 BASE = "debian:bookworm"
 RESULTS = Path(__file__).parent / "results"
 
@@ -58,6 +69,7 @@ RESULTS = Path(__file__).parent / "results"
 TARGETS = {
     "cold start": ("ratio", 1.3),
     "first execute": ("ratio", 1.2),
+    "round trip": ("delta ms", 1),
     "cold restart": ("ratio", 1.15),
     "idle memory": ("delta MB", 15),
     # in a server: the distro kernel from the pool, the local one as always
@@ -96,6 +108,12 @@ async def one_life(kernel: str, workdir: str) -> dict[str, float]:
     reply = await client.execute_interactive("1+1", timeout=30, output_hook=lambda msg: None)
     timings["first execute"] = time.perf_counter() - started
     assert reply["content"]["status"] == "ok"
+    trips = []
+    for _ in range(ROUND_TRIPS):
+        started = time.perf_counter()
+        await client.execute_interactive("1+1", timeout=30, output_hook=lambda msg: None)
+        trips.append(time.perf_counter() - started)
+    timings["round trip"] = statistics.median(trips)
 
     await asyncio.sleep(1.0)  # idle
     timings["idle memory"] = idle_memory_mb(manager)
@@ -168,7 +186,7 @@ async def server_life(kernel: str, server: AsyncMultiKernelManager, workdir: str
 
 def pooled_memory_mb(kernel: str) -> float:
     """What one idle warm container of ``kernel`` holds (as `docker stats` counts)."""
-    engine = Engine.connect()
+    engine = Engine.connect(engine_url(ENGINE))
     sizes = [engine.container_memory(warm) for warm in POOL.warm_ids(kernel)]
     return max(size or 0 for size in sizes) / 2**20
 
@@ -220,9 +238,13 @@ def idle_memory_mb(manager: AsyncKernelManager) -> float:
     container_id = getattr(provisioner, "container_id", None)
     if container_id is None:
         return psutil.Process(provisioner.pid).memory_info().rss / 2**20
-    engine = Engine.connect(provisioner.docker_host)
+    engine = Engine.connect(provisioner.engine_url)
     if provisioner.backend == "swarm":  # the service's task container (on this node)
         container_id = engine.kernel_task(container_id).container_id
+    if engine.podman and "memory" not in engine.podman.controllers:
+        # No memory cgroup of its own (rootless, cgroup v1): its processes' resident sets.
+        init = psutil.Process(engine.container_state(container_id).pid)
+        return sum(p.memory_info().rss for p in [init, *init.children(True)]) / 2**20
     stats = engine.api.stats(container_id, stream=False)["memory_stats"]
     cache = stats.get("stats", {}).get("cache", stats.get("stats", {}).get("inactive_file", 0))
     return (stats["usage"] - cache) / 2**20
@@ -324,21 +346,34 @@ def summarize(samples: dict[str, dict[str, list[float]]]) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], extras: dict[str, str]) -> str:
+def markdown(rows: list[dict], extras: dict[str, str], podman: list[dict]) -> str:
+    """The table; with ``podman`` rows, two more columns: rootless Podman and its ratio
+    to its own user's local kernel."""
+    on_podman = {row["metric"]: row for row in podman}
+    more = " rootless Podman median (min-max) | ratio |" if podman else ""
     lines = [
         "| metric | local median (min-max) | distrokernels median (min-max) "
-        "| ratio | target | met |",
-        "|---|---|---|---|---|---|",
+        f"| ratio | target | met |{more}",
+        "|---|---|---|---|---|---|" + "---|---|" * bool(podman),
     ]
     for row in rows:
         local = _spread(row["local_median"], row["local"], row["unit"])
         distro = _spread(row["distro_median"], row["distro"], row["unit"])
+        cells = ""
+        if podman:
+            other = on_podman.get(row["metric"])
+            cells = (
+                f" {_spread(other['distro_median'], other['distro'], other['unit'])} "
+                f"| {other['ratio']:.2f}x |"
+                if other
+                else " | |"
+            )
         lines.append(
             f"| {row['metric']} | {local} | {distro} | {row['ratio']:.2f}x | {row['target']} "
-            f"| {'yes' if row['met'] else 'NO'} |"
+            f"| {'yes' if row['met'] else 'NO'} |{cells}"
         )
     for metric, value in extras.items():
-        lines.append(f"| {metric} | | {value} | | | |")
+        lines.append(f"| {metric} | | {value} | | | |" + " | |" * bool(podman))
     return "\n".join(lines)
 
 
@@ -348,18 +383,9 @@ def _spread(median: float, values: list[float], unit: str) -> str:
     return f"{median:.{digits}f} ({min(values):.{digits}f}-{max(values):.{digits}f}) {unit}"
 
 
-async def main() -> None:
-    global DISTRO
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--concurrent-rounds", type=int, default=3)
-    parser.add_argument("--kernel", default=DISTRO, help="the distro kernelspec to measure")
-    args = parser.parse_args()
-    DISTRO = args.kernel
-    workdir = str(Path.cwd())
-
-    warm_install = warm_install_seconds()
-
+async def measure_lives(rounds: int, workdir: str, argv: bool) -> dict:
+    """``rounds`` interleaved lives of each kernel: alone, in a server, and (``argv``) run
+    from kernel.json's argv as clients without provisioner support do."""
     in_server = server(workdir)
     primed = await in_server.start_kernel(kernel_name=DISTRO, cwd=workdir)  # fills its pool
     await in_server.shutdown_kernel(primed, now=True)
@@ -367,11 +393,56 @@ async def main() -> None:
     async def life(kernel: str) -> dict[str, float]:
         timings = await one_life(kernel, workdir)
         timings |= await server_life(kernel, in_server, workdir)
-        return timings | await asyncio.to_thread(argv_life, kernel, workdir)
+        if argv:
+            timings |= await asyncio.to_thread(argv_life, kernel, workdir)
+        return timings
 
-    samples = await interleave(args.rounds, life)
+    samples = await interleave(rounds, life)
     await in_server.shutdown_all()
     await asyncio.to_thread(POOL.close)
+    return samples
+
+
+def podman_rows(user: str, rounds: int) -> list[dict]:
+    """This script as ``user``, measuring their local kernel and their Podman kernel."""
+    account = pwd.getpwnam(user)
+    folder = Path(tempfile.mkdtemp())
+    os.chown(folder, account.pw_uid, account.pw_gid)
+    environment = {
+        "HOME": account.pw_dir,
+        "XDG_RUNTIME_DIR": f"/run/user/{account.pw_uid}",
+        "PATH": f"{Path(PODMAN_PYTHON).parent}:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+    }
+    subprocess.run(
+        ["runuser", "-u", user, "--", "env", "-i"]
+        + [f"{key}={value}" for key, value in environment.items()]
+        + [PODMAN_PYTHON, __file__, "--rounds", str(rounds), "--podman-worker", f"{folder}/r"],
+        cwd=account.pw_dir,
+        check=True,
+    )
+    return json.loads((folder / "r").read_text())
+
+
+async def main() -> None:
+    global DISTRO, ENGINE
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--concurrent-rounds", type=int, default=3)
+    parser.add_argument("--kernel", default=DISTRO, help="the distro kernelspec to measure")
+    parser.add_argument("--podman-user", help="add a rootless Podman column, run as USER")
+    parser.add_argument("--podman-worker", metavar="FILE", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    DISTRO = args.kernel
+    workdir = str(Path.cwd())
+    if args.podman_worker:  # the Podman column, as its user: rows to FILE
+        ENGINE = "podman"
+        samples = await measure_lives(args.rounds, workdir, argv=False)
+        Path(args.podman_worker).write_text(json.dumps(summarize(samples)))
+        return
+
+    warm_install = warm_install_seconds()
+    samples = await measure_lives(args.rounds, workdir, argv=True)
 
     async def concurrent(kernel: str) -> dict[str, float]:
         try:
@@ -386,6 +457,7 @@ async def main() -> None:
     for kernel in samples:
         samples[kernel].update(more[kernel])
     rows = summarize(samples)
+    podman = podman_rows(args.podman_user, args.rounds) if args.podman_user else []
     fallbacks = int(sum(samples[DISTRO]["kill fallback"]))
     pooled = samples[DISTRO]["pooled container memory"]
     extras = {
@@ -394,14 +466,14 @@ async def main() -> None:
         "warm install (cache hit)": f"{warm_install:.2f} s (target <= 2 s)",
         "dependency layer on Debian 12": f"{dependency_layer_mb():.1f} MB",
     }
-    table = markdown(rows, extras)
+    table = markdown(rows, extras, podman)
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node()}, {psutil.cpu_count()} cores, {platform.release()}"
     print(f"{when}, {machine}, {args.rounds} rounds interleaved\n\n{table}")
     RESULTS.mkdir(exist_ok=True)
+    result = {"when": when, "machine": machine, "rows": rows, "podman": podman, "extras": extras}
     (RESULTS / ("latest.json" if DISTRO == "distro-debian-12" else f"{DISTRO}.json")).write_text(
-        json.dumps({"when": when, "machine": machine, "rows": rows, "extras": extras}, indent=2)
-        + "\n"
+        json.dumps(result, indent=2) + "\n"
     )
 
 

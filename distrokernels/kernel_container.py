@@ -143,14 +143,14 @@ def parse_mount(text: str, local: bool = True) -> str:
         raise InvalidInput(f"mount {text!r} needs absolute paths", "use /absolute/paths")
     if ".." in Path(host).parts or ".." in Path(container).parts:
         raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
-    if local and not os.path.exists(host):
-        raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
     if exposes_engine(host):
         raise InvalidInput(
             f"mount {text!r} would hand the kernel the container engine (dockerd's is root "
             "on the host; Podman's lets it escape its limits)",
             "never mount the engine's socket, or a folder holding it, into a kernel",
         )
+    if local and not os.path.exists(host):
+        raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
     return f"{host}:{container}:{mode}"
 
 

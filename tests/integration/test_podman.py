@@ -37,6 +37,8 @@ def podman_user():
         pytest.fail("podman is not installed: dev/setup installs it from Debian")
     account, work = make_user(USER, docker_group=False)
     give_subordinate_ids(account)
+    info = as_user(account, "podman", "info")
+    assert info.returncode == 0, f"rootless Podman does not work on this machine: {info.stderr}"
     install_checkout("pytest", "pytest-asyncio")
     if as_user(account, "podman", "image", "exists", BASE).returncode != 0:
         bootstrap = as_user(account, "distrokernels", "bootstrap", BASE, "--engine", "podman")

@@ -26,6 +26,9 @@ REFUSED = [
     ({"backend": "swarm", "constraints": ["gpu"]}, "is not a placement constraint"),
     ({"backend": "swarm", "network_mode": "none"}, "cannot use network mode 'none'"),
     ({"docker_host": "tcp://127.0.0.1:2375", "network_mode": "host"}, "network mode 'host'"),
+    ({"engine": "podman", "backend": "swarm"}, "Podman has no swarm"),
+    ({"backend": "swarm", "engine": "podman"}, "Podman has no swarm"),
+    ({"mounts": ["/run/user/1000/podman/podman.sock:/s"]}, "would hand the kernel"),
 ]
 
 
@@ -40,6 +43,8 @@ def test_a_config_the_cli_would_refuse_is_refused_by_the_provisioner_too(config,
 def test_a_value_of_the_wrong_type_is_one_line_of_invalid_input():
     with pytest.raises(InvalidInput, match=r"cpus.*expected a float"):
         validate_config({"cpus": "many"})
+    with pytest.raises(InvalidInput, match=r"engine.*any of \['docker', 'podman'\]"):
+        validate_config({"engine": "lxd"})
 
 
 def test_a_good_config_passes_and_mounts_are_normalized(tmp_path):
