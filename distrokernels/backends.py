@@ -135,11 +135,22 @@ class ContainerBackend(KernelBackend):
 
     def signal(self, signum: int) -> bool:
         """To the init's host pid when it is ours to signal (what the engine's kill does,
-        without its round trip); else through the engine (root in the container)."""
+        without its round trip); else through the engine (root in the container).
+
+        An interrupt goes to the kernel's process group, as jupyter_client's local
+        interrupt does (a `!sleep` in the cell stops too): dockerd's init would forward
+        it so (TINI_KILL_PROCESS_GROUP), Podman's (catatonit) only to the kernel.
+        """
         assert self.id is not None
+        if self._init is None and not self.address:
+            self.state()  # learns the init's host pid: one inspect, instead of a kill call
         if self._init is not None and self.init_runs():
-            with contextlib.suppress(PermissionError):
-                os.kill(self._init[0], signum)
+            with contextlib.suppress(PermissionError, ProcessLookupError):
+                kernel = owners.first_child(self._init[0])
+                if signum == signal.SIGINT and kernel:
+                    os.killpg(kernel, signum)  # the kernel leads its process group
+                else:
+                    os.kill(self._init[0], signum)
                 return True
         self.engine.signal_container(self.id, signum)
         return True

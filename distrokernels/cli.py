@@ -254,7 +254,7 @@ def _list_row(
         "ipykernel": kernel.info.get("ipykernel", ""),
         "image": kernel.image,
         "status": status,
-        "warm": f"{len(warm)} ({_mb(sum(known) // max(len(known), 1))} each)" if warm else "-",
+        "warm": _warm_cell(warm, known),
         "warm_containers": len(warm),
         "warm_memory_bytes": known,
         "engine": kernel.engine,
@@ -268,6 +268,13 @@ def _list_row(
         ),
         "path": kernel.resource_dir,
     }
+
+
+def _warm_cell(warm: list[int | None], known: list[int]) -> str:
+    """'2 (35.1 MB each)'; rootless Podman on cgroup v1 cannot tell a container's memory."""
+    if not warm:
+        return "-"
+    return f"{len(warm)} ({_mb(sum(known) // len(known)) + ' each' if known else 'memory unknown'})"
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import connection, images, kernelspecs, pool, references
-from .engine import Engine, engine_url, remote_address
+from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
 from .errors import InvalidInput
 from .kernel_container import DEFAULT_PIDS_LIMIT
@@ -36,13 +36,14 @@ def install_kernel(
     pull: bool = True,
     docker_host: str = "",
     push: str = "",
-    engine_kind: str = "docker",
+    engine_kind: str = "auto",
 ) -> Installed:
     """Build (or reuse) the kernel image and register its kernelspec.
 
     ``push`` names a repository every swarm node can pull from; the kernelspec then
     records the pushed digest, which the swarm runs. ``engine_kind`` 'podman' builds in,
-    and runs on, the user's rootless Podman (or the Podman at ``docker_host``).
+    and runs on, the user's rootless Podman (or the Podman at ``docker_host``); 'auto'
+    picks dockerd when it is open to this user, else their Podman.
     """
     images.validate_reference(reference)
     if name:
@@ -54,6 +55,7 @@ def install_kernel(
     config = dict(config or {})
     if push:
         images.validate_reference(push)
+    engine_kind = choose_engine(engine_kind, docker_host)
     url = engine_url(engine_kind, docker_host)
     engine = Engine.connect(url)
     if engine.podman:

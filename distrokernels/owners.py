@@ -16,15 +16,20 @@ _EXITED = {"Z", "X"}  # zombie (exited, not yet reaped by its parent), dead
 
 def process_start_time(pid: int) -> str:
     """The start time of ``pid`` in clock ticks since boot, or '' when it has exited."""
+    fields = _stat(pid)
+    if not fields or fields[0] in _EXITED:  # a killed launcher its client has not reaped
+        return ""
+    return fields[19]
+
+
+def _stat(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat from the state on (state, ppid, ...); [] if gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return ""
+        return []
     # The command name (field 2) may hold spaces and parentheses: split after its ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in _EXITED:  # a killed launcher whose client has not reaped it yet
-        return ""
-    return fields[19]
+    return stat.rsplit(")", 1)[1].split()
 
 
 def current_owner() -> str:
@@ -48,3 +53,24 @@ def owner_is_alive(token: str) -> bool:
 
 def owner_is_gone(token: str) -> bool:
     return not owner_is_alive(token)
+
+
+def first_child(pid: int) -> int:
+    """The child of process ``pid`` (a container's init has one: its kernel; the lowest
+    pid if there are several); 0 if none.
+
+    From /proc/PID/task/PID/children, or, on a kernel built without it, a scan of /proc
+    (a few ms: only interrupts ask).
+    """
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        parent = str(pid)
+        children = [
+            entry.name
+            for entry in os.scandir("/proc")
+            if entry.name.isdigit() and _stat(int(entry.name))[1:2] == [parent]
+        ]
+    except OSError:
+        return 0
+    return min(map(int, children), default=0)

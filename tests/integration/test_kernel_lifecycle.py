@@ -61,6 +61,18 @@ async def test_sleep_is_interrupted_with_keyboardinterrupt_within_two_seconds(ke
     assert await kernel.run("print(1 + 1)") == "2\n"
 
 
+async def test_interrupt_reaches_the_cells_subprocesses_as_a_local_interrupt_does(kernel):
+    """jupyter_client interrupts a local kernel's whole process group: a shell command
+    the cell runs gets the SIGINT too (here it records that it did)."""
+    shell = "trap 'echo INT > got-sigint; exit 3' INT; sleep 30 & wait"
+    kernel.client.execute(f"import subprocess; subprocess.run(['sh', '-c', {shell!r}])")
+    await asyncio.sleep(1)
+    await kernel.manager.interrupt_kernel()
+    while (await kernel.client.get_iopub_msg(timeout=10))["msg_type"] != "error":
+        pass
+    assert (kernel.cwd / "got-sigint").read_text() == "INT\n"
+
+
 async def test_restart_gives_a_fresh_container_in_the_same_working_folder(kernel, engine):
     await kernel.run("marker = 42")
     before = kernel.manager.provisioner.container_id
