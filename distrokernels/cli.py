@@ -50,6 +50,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         source=_wheel_source(args),
         lock=lock,
         rebuild=args.rebuild,
+        allow_drift=args.allow_drift,
     )
     installed = installer.install_kernel(
         reference,
@@ -222,6 +223,8 @@ def cmd_list(args: argparse.Namespace) -> int:
                 status = "built" if built[kernel.name] else "missing"
             rows.append(_list_row(kernel, status, warm.get(kernel.name, [])))
     rows.sort(key=lambda row: row["name"])
+    if args.notebooks:
+        _mark_pins(rows, Path(args.notebooks))
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -235,9 +238,38 @@ def cmd_list(args: argparse.Namespace) -> int:
         "warm",
         "runs_on",
         "limits",
+        *(["pinned_by"] if args.notebooks else []),
     ]
     print(_table([c.upper() for c in columns], [[str(row[c]) for c in columns] for row in rows]))
     return 0
+
+
+def _mark_pins(rows: list[dict[str, Any]], folder: Path) -> None:
+    """Each kernel's ``pinned_by``: how many notebooks under ``folder`` pin it, and
+    whether the installed kernel is what they pin (a teacher sees drift before class)."""
+    import nbformat
+
+    from . import pins
+
+    pinned: dict[str, list[str]] = {}
+    for path in pins.notebooks_in([folder]):
+        try:
+            pin = pins.read_pin(nbformat.read(path, as_version=4), str(path))
+        except InvalidInput as error:
+            _say(f"skipped {path}: {error.what}")
+            continue
+        if pin is not None:
+            pinned.setdefault(pin.kernelspec, []).append(pin.digest)
+    for row in rows:
+        digests = pinned.get(row["name"], [])
+        installed = pins.installed_digest(row["name"])
+        drifted = sum(digest != installed for digest in digests)
+        if not digests:
+            row["pinned_by"] = "-"
+        elif drifted:
+            row["pinned_by"] = f"DRIFT: {drifted} of {len(digests)} pin another lock"
+        else:
+            row["pinned_by"] = f"{len(digests)} notebook(s), same lock"
 
 
 def _list_row(
@@ -383,10 +415,56 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     output = Path(args.output) if args.output else None
     target = runner.run_notebook(
-        Path(args.notebook), args.kernel, output, install=args.install, progress=_progress
+        Path(args.notebook),
+        args.kernel,
+        output,
+        install=args.install,
+        progress=_progress,
+        allow_drift=args.allow_drift,
     )
     _say(f"executed {args.notebook} -> {target}")
     return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from . import pins  # nbformat: only the notebook commands import it
+
+    paths = [Path(path) for path in args.paths]
+    notebooks = pins.notebooks_in(paths)
+    one_notebook = len(paths) == 1 and paths[0].is_file()
+    pinned = 0
+    for path in notebooks:
+        try:
+            pin = pins.pin_notebook(path, args.kernel)
+        except InvalidInput as error:
+            if one_notebook:
+                raise
+            _say(f"skipped {path}: {error.what}")
+            continue
+        print(f"{path}: {pin.kernelspec} ({pin.display_name}), lock {pin.digest[:19]}")
+        pinned += 1
+    _say(f"pinned {pinned} of {len(notebooks)} notebook(s)")
+    if not pinned:
+        raise InvalidInput(
+            f"no notebook under {' '.join(args.paths)} runs in a distro kernel",
+            "pass --kernel NAME to pin them to one",
+        )
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from . import pins
+
+    results = pins.sync(
+        [Path(path) for path in args.paths],
+        _wheel_source(args),
+        dry_run=args.dry_run,
+        allow_drift=args.allow_drift,
+        progress=_progress,
+    )
+    rows = [[str(r.notebook), r.kernel or "-", r.status] for r in results]
+    print(_table(["NOTEBOOK", "KERNEL", "STATUS"], rows))
+    return 1 if any(result.status.startswith("failed") for result in results) else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -457,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     install.add_argument("--requirements", metavar="FILE", help="extra Python packages, a file")
     install.add_argument("--packages", nargs="+", metavar="PKG", help="extra distro packages")
     install.add_argument("--lock", metavar="FILE", help="rebuild exactly what an export recorded")
+    _drift_argument(install, "with --lock: accept a rebuild that differs from it (said)")
     install.add_argument("--wheelhouse", metavar="DIR", help="a folder of wheels to use too")
     install.add_argument("--offline", action="store_true", help="no network at all")
     install.set_defaults(run=cmd_install)
@@ -480,6 +559,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     listing = commands.add_parser("list", help="the installed distro kernels")
     listing.add_argument("--json", action="store_true")
+    listing.add_argument(
+        "--notebooks",
+        metavar="FOLDER",
+        help="mark kernels the folder's pinned notebooks drift from",
+    )
     listing.set_defaults(run=cmd_list)
 
     remove = commands.add_parser("remove", help="unregister a distro kernel")
@@ -509,13 +593,33 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="execute a notebook headless in its distro kernel")
     run.add_argument("notebook")
-    run.add_argument("--kernel", help="kernelspec name (default: the notebook's own)")
+    run.add_argument(
+        "--kernel", help="kernelspec name (default: the notebook's own, checked against its pin)"
+    )
     run.add_argument("--output", help="where to write the executed notebook (default: in place)")
     run.add_argument(
         "--install", action="store_true", help="install the notebook's kernel if it is missing"
     )
+    _drift_argument(run, "run a pinned notebook in its kernel as installed, even if it drifted")
     run.set_defaults(run=cmd_run)
+
+    pin = commands.add_parser("pin", help="embed the lock of a notebook's kernel in it")
+    pin.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")
+    pin.add_argument("--kernel", help="pin to this distro kernel (default: each notebook's own)")
+    pin.set_defaults(run=cmd_pin)
+
+    sync = commands.add_parser("sync", help="install the kernels pinned notebooks name")
+    sync.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")
+    sync.add_argument("--dry-run", action="store_true", help="only say what would be installed")
+    sync.add_argument("--wheelhouse", metavar="DIR", help="a folder of wheels to use too")
+    sync.add_argument("--offline", action="store_true", help="no network at all")
+    _drift_argument(sync, "accept a rebuild that differs from the pinned lock (said, not refused)")
+    sync.set_defaults(run=cmd_sync)
     return parser
+
+
+def _drift_argument(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--allow-drift", action="store_true", help=what)
 
 
 def _engine_argument(parser: argparse.ArgumentParser) -> None:

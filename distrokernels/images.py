@@ -171,6 +171,7 @@ class BuildOptions:
     source: WheelSource = field(default_factory=WheelSource)
     lock: locks.Lock | None = None
     rebuild: bool = False
+    allow_drift: bool = False  # a rebuild from ``lock`` may differ from it (said, not refused)
 
 
 def _fingerprint() -> str:
@@ -206,11 +207,13 @@ def build_kernel_image(
     if cached is not None:
         progress(f"cache hit: {cached.tag}")
         return cached
-    if options.lock is not None and options.lock.base_id != base.id:
-        raise LockMismatch(
-            f"the lock was made from {options.lock.base_reference} at "
-            f"{options.lock.base_id[:19]}, but {base.reference} here is {base.id[:19]}",
-            "use the same base image (docker load it, or pull it by the lock's digest)",
+    same_base = options.lock is None or options.lock.base_id == base.id
+    if not same_base:
+        assert options.lock is not None
+        progress(
+            f"the lock's base image {options.lock.base_id[:19]} is not here: {base.reference} "
+            f"is {base.id[:19]} ({SOURCES[base.source]}); its packages are compared with "
+            "the lock's after the build"
         )
     network = "none" if options.source.offline else None
     with tempfile.TemporaryDirectory(prefix="distrokernels-build-") as tmp:
@@ -234,13 +237,15 @@ def build_kernel_image(
         locks.query_packages(engine, image.id),
     )
     if options.lock is not None:
-        differences = locks.differences(options.lock, lock)
-        if differences:
+        differences = locks.differences(options.lock, lock, same_base_id=same_base)
+        if differences and not options.allow_drift:
             raise LockMismatch(
                 f"the rebuilt kernel differs from the lock: {'; '.join(differences)}",
-                "the distro archive moved on; rebuild from an archive snapshot, or "
-                "install without --lock to accept the new versions",
+                "the distro archive (or the base image) moved on since the lock was made: "
+                "--allow-drift accepts these versions, or rebuild from an archive snapshot",
             )
+        for difference in differences:
+            progress(f"drift accepted: {difference}")
     return _seal(engine, image, lock, request_key(base.id, options.extras, options.lock))
 
 

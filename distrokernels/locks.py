@@ -70,6 +70,12 @@ class Lock:
             raise InvalidInput(
                 f"{source} is not JSON ({error})", "pass a file from export"
             ) from error
+        return cls.from_data(data, source)
+
+    @classmethod
+    def from_data(cls, data: Any, source: str = "the lock") -> Lock:
+        """A lock from parsed JSON, every value checked: a lock travels in notebooks and
+        files from other people, and its names reach pip and the package manager."""
         required = {"version", "base", "wheels", "distro_packages", "extras"}
         if (
             not isinstance(data, dict)
@@ -80,7 +86,25 @@ class Lock:
                 f"{source} is not a distrokernels lock (version {LOCK_VERSION})",
                 "make one with `distrokernels export NAME > kernel.lock`",
             )
+        remake = "make it again with `distrokernels export NAME` or `distrokernels pin`"
+        try:
+            _check(data)
+        except InvalidInput as error:
+            raise InvalidInput(f"{source}: {error.what}", remake) from error
+        except (KeyError, TypeError, AttributeError, ValueError) as error:
+            raise InvalidInput(
+                f"{source} is malformed ({type(error).__name__}: {str(error)[:80]})", remake
+            ) from error
         return cls(data)
+
+    @property
+    def content_digest(self) -> str:
+        """The digest of what the userland is made of: the lock without the base image's
+        id and registry digest. A bootstrapped base gets another id on every machine
+        (file times) with the same packages; the packages themselves are in the lock."""
+        base = {k: v for k, v in self.data["base"].items() if k not in ("id", "digest")}
+        content = json.dumps({**self.data, "base": base}, sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(content.encode()).hexdigest()
 
     @property
     def base_id(self) -> str:
@@ -101,6 +125,41 @@ class Lock:
     def extras(self) -> dict[str, list[str]]:
         extras: dict[str, list[str]] = self.data["extras"]
         return extras
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_IMAGE_ID = re.compile(r"sha256:[0-9a-f]{64}")
+_WHEEL_FILE = re.compile(r"[A-Za-z0-9_.+!-]{1,200}\.whl")
+_PYTHON = re.compile(r"[0-9]{1,2}\.[0-9]{1,3}(\.[0-9]{1,3})?")
+_DISTRO_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~:_-]{0,127}")
+
+
+def _check(data: dict[str, Any]) -> None:
+    """Every value of a lock as distrokernels writes them; InvalidInput (or a KeyError,
+    TypeError, ValueError of a wrong shape) otherwise."""
+    from .images import validate_reference  # images builds locks: imported when checked
+    from .recipes import validate_package_names
+    from .wheels import parse_requirements
+
+    base = data["base"]
+    validate_reference(str(base["reference"]))
+    if not _IMAGE_ID.fullmatch(base["id"]) or not isinstance(base.get("digest", ""), str):
+        raise InvalidInput(f"base image id {str(base['id'])[:80]!r} is not an image id", "")
+    if "python" in data and not _PYTHON.fullmatch(data["python"]):
+        raise InvalidInput(f"python {str(data['python'])[:40]!r} is not a version", "")
+    for key in ("wheels", "extra_wheels"):
+        for wheel in data.get(key, []):
+            if not _WHEEL_FILE.fullmatch(wheel["filename"]) or not _SHA256.fullmatch(
+                wheel["sha256"]
+            ):
+                raise InvalidInput(f"{str(wheel)[:100]!r} is not a wheel and its sha256", "")
+    if parse_requirements(list(data["extras"]["pip"])) != tuple(data["extras"]["pip"]):
+        raise InvalidInput("its extra requirements are not written as pip writes them", "")
+    validate_package_names(tuple(data["extras"]["packages"]))
+    for name, version in data["distro_packages"].items():
+        validate_package_names((name,))
+        if not _DISTRO_VERSION.fullmatch(version):
+            raise InvalidInput(f"distro package {name} has version {version[:60]!r}", "")
 
 
 def make_lock(
@@ -127,10 +186,16 @@ def make_lock(
     )
 
 
-def differences(expected: Lock, actual: Lock, limit: int = 8) -> list[str]:
-    """What the rebuilt kernel has that the lock did not say, most telling first."""
+def differences(
+    expected: Lock, actual: Lock, limit: int = 8, same_base_id: bool = True
+) -> list[str]:
+    """What the rebuilt kernel has that the lock did not say, most telling first.
+
+    ``same_base_id=False``: the base was rebuilt the way the lock says (the same suite
+    bootstrapped again), so its id differs by nature; its packages are compared.
+    """
     found = []
-    if expected.base_id != actual.base_id:
+    if same_base_id and expected.base_id != actual.base_id:
         found.append(f"base image {actual.base_id[:19]} instead of {expected.base_id[:19]}")
     if expected.data.get("python") != actual.data.get("python"):
         found.append(f"Python {actual.data.get('python')} instead of {expected.data.get('python')}")

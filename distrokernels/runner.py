@@ -18,9 +18,10 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from . import images, installer, kernelspecs
+from . import images, installer, kernelspecs, pins
 from .distros import OsRelease
-from .errors import InvalidInput, KernelspecNotFound, NotebookFailed
+from .errors import InvalidInput, KernelspecNotFound, LockMismatch, NotebookFailed
+from .wheels import WheelSource
 
 
 def notebook_kernel(notebook: Any) -> str:
@@ -44,7 +45,30 @@ def provenance(name: str) -> dict[str, str]:
         "image_id": info.get("image_id", ""),
         "base": info.get("base", ""),
         "lock_digest": info.get("lock_digest", ""),
+        "lock_content_digest": pins.installed_digest(name) or "",
     }
+
+
+def _ensure_pinned_kernel(
+    pin: pins.Pin, path: Path, install: bool, allow_drift: bool, progress: Callable[[str], None]
+) -> None:
+    """The kernel a pinned notebook names is there and is what its pin says."""
+    drift = pins.check_drift(pin, path.name)
+    if drift and pins.installed_digest(pin.kernelspec) is None:
+        if not install:
+            raise KernelspecNotFound(drift, f"run `distrokernels sync {path}`, or pass --install")
+        status = pins.sync([path], WheelSource(), allow_drift=allow_drift, progress=progress)
+        if status[0].status.startswith("failed"):
+            raise LockMismatch(status[0].status.removeprefix("failed: "), "")
+        drift = pins.check_drift(pin, path.name)
+    if drift and not allow_drift:
+        raise LockMismatch(
+            drift,
+            f"`distrokernels sync {path}` installs the pinned kernel; --allow-drift runs "
+            "in the installed one",
+        )
+    if drift:
+        progress(f"drift accepted: {drift}")
 
 
 def _ensure_kernel(
@@ -78,8 +102,14 @@ def run_notebook(
     timeout: int = 600,
     install: bool = False,
     progress: Callable[[str], None] = lambda line: None,
+    allow_drift: bool = False,
 ) -> Path:
-    """Execute every cell; write the executed notebook to ``output`` (default: in place)."""
+    """Execute every cell; write the executed notebook to ``output`` (default: in place).
+
+    A pinned notebook runs in its pinned kernel as the pin says it is (``allow_drift``:
+    or as installed), unless ``kernel_name`` names one; ``install`` installs a missing
+    kernel, from the pin when there is one.
+    """
     if not path.is_file():
         raise InvalidInput(f"no notebook at {path}", "check the path")
     notebook = nbformat.read(path, as_version=4)
@@ -88,7 +118,11 @@ def run_notebook(
         raise InvalidInput(
             f"{path} names no kernel", "pass --kernel NAME (see `distrokernels list`)"
         )
-    _ensure_kernel(name, notebook, install, progress)
+    pin = pins.read_pin(notebook, path.name)
+    if pin is not None and kernel_name is None:  # a kernel asked for by name is used as is
+        _ensure_pinned_kernel(pin, path, install, allow_drift, progress)
+    else:
+        _ensure_kernel(name, notebook, install, progress)
     client = NotebookClient(
         notebook,
         kernel_name=name,
@@ -111,6 +145,7 @@ def run_notebook(
         "display_name": spec.display_name,
         "language": spec.language,
     }
-    notebook.metadata["distrokernels"] = provenance(name)
+    pinned = {"pin": notebook.metadata["distrokernels"]["pin"]} if pin else {}
+    notebook.metadata["distrokernels"] = {**provenance(name), **pinned}
     nbformat.write(notebook, target)
     return target

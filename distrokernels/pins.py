@@ -1,0 +1,239 @@
+"""Notebooks that carry their userland: a kernel's lock pinned in the notebook itself.
+
+``pin`` writes ``metadata.distrokernels.pin`` (the lock of the notebook's distro kernel,
+its content digest, the kernelspec name and display name, and the command that brings
+it back) and sets ``metadata.kernelspec`` to match, through nbformat, leaving cells and
+outputs alone. ``sync`` reads the pins of a folder's notebooks and installs each kernel
+they name from its lock, once per kernelspec; an installed kernel with the same lock
+content is already there. ``run`` refuses a pinned notebook whose installed kernel has
+drifted from its pin, unless told to accept it.
+
+A pin compares *content* (``Lock.content_digest``): the wheels by sha256, the distro
+package versions, the Python, the base's name; not the base image's id, which a Debian
+base bootstrapped on another machine never shares. A pin is data from someone else:
+every value is checked (``Lock.from_data``) before anything is installed.
+
+``run`` writes its provenance into ``metadata.distrokernels`` too; the pin is a key of
+its own there, which ``run`` keeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+from . import images, installer, kernelspecs, locks
+from .errors import DistroKernelsError, InvalidInput, KernelspecNotFound
+from .wheels import WheelSource
+
+PIN_VERSION = 1
+_PIN_AGAIN = "ask for a notebook pinned again with `distrokernels pin NOTEBOOK`"
+_SKIPPED_FOLDERS = {".ipynb_checkpoints", ".git", "node_modules"}
+
+
+@dataclass(frozen=True)
+class Pin:
+    """A notebook's pinned kernel: which kernelspec, made of exactly what."""
+
+    kernelspec: str
+    display_name: str
+    lock: locks.Lock
+
+    @property
+    def digest(self) -> str:
+        return self.lock.content_digest
+
+    def to_metadata(self, notebook: Path) -> dict[str, Any]:
+        return {
+            "version": PIN_VERSION,
+            "kernelspec": self.kernelspec,
+            "display_name": self.display_name,
+            "lock_digest": self.digest,
+            "install": f"distrokernels sync {notebook.name}",
+            "lock": self.lock.data,
+        }
+
+    @classmethod
+    def from_metadata(cls, metadata: Any, source: str) -> Pin:
+        """A pin read from a notebook, every value checked (InvalidInput otherwise)."""
+        if not isinstance(metadata, dict) or metadata.get("version") != PIN_VERSION:
+            raise InvalidInput(
+                f"{source}: its pin is not a distrokernels pin (version {PIN_VERSION})",
+                _PIN_AGAIN,
+            )
+        name, display = metadata.get("kernelspec"), metadata.get("display_name")
+        if not isinstance(name, str) or not isinstance(display, str):
+            raise InvalidInput(f"{source}: its pin names no kernelspec", _PIN_AGAIN)
+        try:
+            kernelspecs.validate_name(name)
+            kernelspecs.validate_display_name(display)
+        except InvalidInput as error:
+            raise InvalidInput(f"{source}: in its pin, {error.what}", _PIN_AGAIN) from error
+        pin = cls(name, display, locks.Lock.from_data(metadata.get("lock"), f"{source}'s lock"))
+        if metadata.get("lock_digest") != pin.digest:
+            raise InvalidInput(
+                f"{source}: its pin's lock_digest does not match its lock (edited by hand?)",
+                _PIN_AGAIN,
+            )
+        return pin
+
+
+def read_pin(notebook: Any, source: str) -> Pin | None:
+    """The notebook's pin; None when it has none."""
+    metadata = notebook.metadata.get("distrokernels", {})
+    if not isinstance(metadata, dict) or "pin" not in metadata:
+        return None
+    return Pin.from_metadata(metadata["pin"], source)
+
+
+def notebooks_in(paths: Iterable[Path]) -> list[Path]:
+    """The notebooks named, and those under the folders named (checkpoints skipped)."""
+    found: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found += sorted(
+                notebook
+                for notebook in path.rglob("*.ipynb")
+                if not _SKIPPED_FOLDERS & set(notebook.relative_to(path).parts)
+            )
+        elif path.suffix == ".ipynb" and path.is_file():
+            found.append(path)
+        else:
+            raise InvalidInput(f"{path} is neither a notebook nor a folder", "check the path")
+    return found
+
+
+def pin_notebook(path: Path, kernel: str | None = None) -> Pin:
+    """Pin ``path`` to the lock of ``kernel`` (default: the notebook's own kernel)."""
+    notebook = nbformat.read(path, as_version=4)
+    name = kernel or str(notebook.metadata.get("kernelspec", {}).get("name", ""))
+    if not name:
+        raise InvalidInput(f"{path} names no kernel", "pass --kernel NAME")
+    try:
+        installed = kernelspecs.find(name)
+    except KernelspecNotFound as error:
+        raise InvalidInput(
+            f"{path}'s kernel {name!r} is not a distro kernel installed here",
+            "pin distro kernels only (see `distrokernels list`), or pass --kernel NAME",
+        ) from error
+    lock = locks.Lock.from_text(installed.lock_text(), f"the lock of {name}")
+    pin = Pin(name, str(installed.spec.get("display_name", name)), lock)
+    notebook.metadata["kernelspec"] = {
+        "name": name,
+        "display_name": pin.display_name,
+        "language": installed.spec.get("language", "python"),
+    }
+    distrokernels = dict(notebook.metadata.get("distrokernels", {}))
+    distrokernels["pin"] = pin.to_metadata(path)
+    notebook.metadata["distrokernels"] = distrokernels
+    nbformat.validate(notebook)
+    nbformat.write(notebook, path)
+    return pin
+
+
+def installed_digest(name: str) -> str | None:
+    """The lock content digest of the installed kernel ``name``; None if not installed."""
+    try:
+        kernel = kernelspecs.find(name)
+    except KernelspecNotFound:
+        return None
+    if not (Path(kernel.resource_dir) / kernelspecs.LOCK_FILE).is_file():
+        return ""  # installed before locks existed: matches no pin
+    return locks.Lock.from_text(kernel.lock_text(), f"the lock of {name}").content_digest
+
+
+def check_drift(pin: Pin, source: str) -> str:
+    """'' when the installed kernel is what the pin says; else why not, in one line."""
+    digest = installed_digest(pin.kernelspec)
+    if digest is None:
+        return f"{source}'s kernel {pin.kernelspec!r} is not installed"
+    if digest != pin.digest:
+        return (
+            f"{source} is pinned to {pin.kernelspec} with lock {pin.digest[:19]}, but the "
+            f"installed {pin.kernelspec} has lock {digest[:19]}"
+        )
+    return ""
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    notebook: Path
+    kernel: str  # '' when the notebook has no pin
+    status: str  # installed, already there, would install, not pinned, failed: why
+
+
+def sync(
+    paths: Iterable[Path],
+    source: WheelSource,
+    dry_run: bool = False,
+    allow_drift: bool = False,
+    progress: images.Progress = lambda line: None,
+) -> list[SyncResult]:
+    """Install the kernel each pinned notebook names, from its lock, once per kernel.
+
+    Every pin is read and checked before anything is built; a malformed pin is
+    refused (InvalidInput) and nothing is installed.
+    """
+    notebooks = notebooks_in(paths)
+    pins = {}
+    for path in notebooks:
+        pins[path] = read_pin(nbformat.read(path, as_version=4), str(path))
+    wanted: dict[str, Pin] = {}
+    results = []
+    for path, pin in pins.items():
+        if pin is None:
+            results.append(SyncResult(path, "", "not pinned"))
+            continue
+        first = wanted.setdefault(pin.kernelspec, pin)
+        if first.digest != pin.digest:
+            results.append(
+                SyncResult(
+                    path,
+                    pin.kernelspec,
+                    f"failed: pinned to another lock of {pin.kernelspec} than other notebooks",
+                )
+            )
+            continue
+        results.append(SyncResult(path, pin.kernelspec, ""))
+    done: dict[str, str] = {}
+    for name, pin in wanted.items():
+        before = installed_digest(name)
+        if before == pin.digest:
+            done[name] = "already there"
+        elif dry_run:
+            done[name] = f"would install from its lock ({pin.lock.base_reference})"
+        else:
+            done[name] = _install(pin, source, allow_drift, progress)
+        if before is not None and before != pin.digest and not done[name].startswith("failed"):
+            done[name] += f" (replacing the {name} of another lock)"
+    return [
+        result if result.status else SyncResult(result.notebook, result.kernel, done[result.kernel])
+        for result in results
+    ]
+
+
+def _install(pin: Pin, source: WheelSource, allow_drift: bool, progress: images.Progress) -> str:
+    progress(f"installing {pin.kernelspec} ({pin.display_name}) from its pinned lock")
+    options = images.BuildOptions(
+        extras=images.Extras(tuple(pin.lock.extras["pip"]), tuple(pin.lock.extras["packages"])),
+        source=source,
+        lock=pin.lock,
+        allow_drift=allow_drift,
+    )
+    try:
+        installer.install_kernel(
+            pin.lock.base_reference,
+            options,
+            progress,
+            name=pin.kernelspec,
+            display_name=pin.display_name,
+            replace=True,
+            pull=not source.offline,
+        )
+    except DistroKernelsError as error:
+        return f"failed: {error}"
+    return "installed" if installed_digest(pin.kernelspec) == pin.digest else "installed, drifted"
