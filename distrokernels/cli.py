@@ -247,14 +247,12 @@ def cmd_list(args: argparse.Namespace) -> int:
 def _mark_pins(rows: list[dict[str, Any]], folder: Path) -> None:
     """Each kernel's ``pinned_by``: how many notebooks under ``folder`` pin it, and
     whether the installed kernel is what they pin (a teacher sees drift before class)."""
-    import nbformat
-
     from . import pins
 
     pinned: dict[str, list[str]] = {}
     for path in pins.notebooks_in([folder]):
         try:
-            pin = pins.read_pin(nbformat.read(path, as_version=4), str(path))
+            pin = pins.read_pin(pins.read_notebook(path), str(path))
         except InvalidInput as error:
             _say(f"skipped {path}: {error.what}")
             continue

@@ -90,6 +90,15 @@ def read_pin(notebook: Any, source: str) -> Pin | None:
     return Pin.from_metadata(metadata["pin"], source)
 
 
+def read_notebook(path: Path) -> Any:
+    """The notebook (nbformat 4), or one line saying why it cannot be read."""
+    try:
+        return nbformat.read(path, as_version=4)
+    except (OSError, ValueError) as error:  # nbformat's NotJSONError is a ValueError
+        message = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
+        raise InvalidInput(f"cannot read {path} as a notebook: {message}", "check it") from error
+
+
 def notebooks_in(paths: Iterable[Path]) -> list[Path]:
     """The notebooks named, and those under the folders named (checkpoints skipped)."""
     found: list[Path] = []
@@ -109,7 +118,7 @@ def notebooks_in(paths: Iterable[Path]) -> list[Path]:
 
 def pin_notebook(path: Path, kernel: str | None = None) -> Pin:
     """Pin ``path`` to the lock of ``kernel`` (default: the notebook's own kernel)."""
-    notebook = nbformat.read(path, as_version=4)
+    notebook = read_notebook(path)
     name = kernel or str(notebook.metadata.get("kernelspec", {}).get("name", ""))
     if not name:
         raise InvalidInput(f"{path} names no kernel", "pass --kernel NAME")
@@ -179,12 +188,10 @@ def sync(
     refused (InvalidInput) and nothing is installed.
     """
     notebooks = notebooks_in(paths)
-    pins = {}
-    for path in notebooks:
-        pins[path] = read_pin(nbformat.read(path, as_version=4), str(path))
+    read = {path: read_pin(read_notebook(path), str(path)) for path in notebooks}
     wanted: dict[str, Pin] = {}
     results = []
-    for path, pin in pins.items():
+    for path, pin in read.items():
         if pin is None:
             results.append(SyncResult(path, "", "not pinned"))
             continue

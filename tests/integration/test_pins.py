@@ -163,3 +163,15 @@ def test_a_pinned_wheel_whose_sha256_does_not_match_installs_nothing(tmp_path, b
     assert failed.returncode == 1
     assert "failed:" in failed.stdout
     assert "distro-" not in run_cli("list", env=env).stdout
+
+
+def test_run_install_brings_a_pinned_notebooks_kernel_up_from_its_pin(student, tmp_path):
+    env = {"JUPYTER_DATA_DIR": str(tmp_path / "data"), "JUPYTER_PATH": str(tmp_path / "path")}
+    notebook = tmp_path / "demo.ipynb"
+    shutil.copy(NOTEBOOKS / "demo.ipynb", notebook)
+    missing = run_cli("run", str(notebook), env=env)
+    assert missing.returncode == 5 and "distrokernels sync" in missing.stderr
+    ran = run_cli("run", str(notebook), "--install", env=env)
+    assert ran.returncode == 0, ran.stderr
+    recorded = nbformat.read(notebook, as_version=4).metadata["distrokernels"]
+    assert recorded["lock_content_digest"] == pin_of(NOTEBOOKS / "demo.ipynb")["lock_digest"]
