@@ -1,5 +1,7 @@
 """Parsing the probe's output, and owner tokens for garbage collection (no engine)."""
 
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -68,3 +70,14 @@ def test_a_killed_owner_not_yet_reaped_by_its_parent_is_dead():
         time.sleep(0.01)
     assert not owners.owner_is_alive(token)  # a zombie until the wait below
     assert child.wait(timeout=5) == -9
+
+
+def test_the_child_of_a_process_is_found_as_a_containers_kernel_is_under_its_init():
+    parent = subprocess.Popen(["sh", "-c", "sleep 30 & echo $!; wait"], stdout=subprocess.PIPE)
+    child = int(parent.stdout.readline())
+    try:
+        assert owners.first_child(parent.pid) == child
+        assert owners.first_child(child) == 0  # sleep has none
+    finally:
+        os.kill(child, signal.SIGKILL)
+        parent.wait()
