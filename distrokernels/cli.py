@@ -424,6 +424,17 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from . import doctor
+
+    checks = doctor.run_checks()
+    for check in checks:
+        print(check.line())
+    failed = [check for check in checks if not check.ok]
+    _say(f"{len(failed)} of {len(checks)} check(s) failed" if failed else "all checks passed")
+    return 1 if failed else 0
+
+
 def cmd_pin(args: argparse.Namespace) -> int:
     from . import pins  # nbformat: only the notebook commands import it
 
@@ -600,6 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _drift_argument(run, "run a pinned notebook in its kernel as installed, even if it drifted")
     run.set_defaults(run=cmd_run)
+
+    doctor = commands.add_parser("doctor", help="check what kernel starts need, with fixes")
+    doctor.set_defaults(run=cmd_doctor)
 
     pin = commands.add_parser("pin", help="embed the lock of a notebook's kernel in it")
     pin.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")

@@ -91,11 +91,15 @@ def test_user_outside_docker_group_is_told_how_to_get_access(user_env):
         result = as_user(account, "distrokernels", "list")
         # Pointed at dockerd (not at a Podman of their own, which `auto` would pick).
         gc = as_user(account, "distrokernels", "gc", env={"DOCKER_HOST": DOCKERD})
+        doctor = as_user(account, "distrokernels", "doctor", env={"DOCKER_HOST": DOCKERD})
     finally:
         subprocess.run(["usermod", "--append", "--groups", "docker", USER], check=True)
     assert result.returncode == 0  # listing works without the engine
     assert gc.returncode == 3
     assert "docker' group" in gc.stderr
+    assert doctor.returncode == 1
+    assert f"FAIL  engine {DOCKERD}: permission denied" in doctor.stdout
+    assert "fix: add your user to the 'docker' group" in doctor.stdout
 
 
 @pytest.mark.security

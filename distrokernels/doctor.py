@@ -1,0 +1,179 @@
+"""`distrokernels doctor`: what a kernel start needs, checked, each with its fix.
+
+Each check is a line: what was looked at, whether it holds, and when it does not the
+command that fixes it. It is where troubleshooting starts: the engine answers and this
+user may use it, the runtime folder is private and short, each installed kernel's image
+is on its engine with the lock its kernelspec records, each kernelspec's launcher
+environment has the provisioner, no orphaned kernel container waits for `gc`.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from . import kernelspecs, locks, owners, runtime, usage
+from .engine import LABEL_OWNER, Engine, choose_engine, engine_url
+from .errors import DistroKernelsError
+
+_IPC_PATH_LIMIT = 107  # libzmq keeps IPC paths in a sockaddr_un
+_IPC_SAMPLE = "/0123abcd/k-00000"  # a kernel's folder and socket name below the root
+_PROVISIONER_CHECK = (
+    "from importlib.metadata import entry_points; "
+    "print('distrokernels' in entry_points(group='jupyter_client.kernel_provisioners').names)"
+)
+_LAUNCHER_TIMEOUT = 60.0  # seconds for a kernelspec's interpreter to answer
+
+
+@dataclass(frozen=True)
+class Check:
+    what: str
+    ok: bool
+    detail: str = ""
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'ok  ' if self.ok else 'FAIL'}  {self.what}"
+        text += f": {self.detail}" if self.detail else ""
+        return text + (f"\n      fix: {self.fix}" if self.fix and not self.ok else "")
+
+
+def run_checks() -> list[Check]:
+    """Every check, in the order a kernel start meets them."""
+    checks = [_runtime_folder()]
+    kernels = kernelspecs.installed_kernels()
+    engines: dict[str, list[kernelspecs.InstalledKernel]] = {engine_url(choose_engine("auto")): []}
+    for kernel in kernels:
+        engines.setdefault(kernel.engine_url, []).append(kernel)
+    for url, on_engine in engines.items():
+        checks += list(_engine_checks(url, on_engine))
+    checks += [_launcher(kernel) for kernel in kernels]
+    return checks
+
+
+def _runtime_folder() -> Check:
+    what = "runtime folder"
+    try:
+        root = runtime.runtime_root()
+    except DistroKernelsError as error:
+        return Check(what, False, error.what, error.fix)
+    mode = stat.S_IMODE(root.stat().st_mode)
+    longest = len(f"{root}{_IPC_SAMPLE}")
+    if longest > _IPC_PATH_LIMIT:
+        return Check(
+            what,
+            False,
+            f"{root}: IPC paths of {longest} bytes, more than libzmq's {_IPC_PATH_LIMIT}",
+            "export XDG_RUNTIME_DIR=/run/user/$(id -u) (or another short folder of yours)",
+        )
+    return Check(what, True, f"{root} (mode {mode:o}, yours, IPC paths of {longest} bytes)")
+
+
+def _engine_checks(url: str, kernels: list[kernelspecs.InstalledKernel]) -> Iterator[Check]:
+    where = url or os.environ.get("DOCKER_HOST", "") or "the default Docker engine"
+    try:
+        engine = Engine.connect(url)
+        version = engine.api.version()
+    except DistroKernelsError as error:  # not reachable, or not this user's to use
+        yield Check(f"engine {where}", False, error.what, error.fix)
+        return
+    yield Check(f"engine {where}", True, _describe(engine, version))
+    if engine.podman and (warning := engine.podman.storage_warning):
+        yield Check(f"engine {where}: storage", False, warning.split(":")[0], warning)
+    try:
+        yield from _kernel_images(engine, kernels)
+        yield _orphans(engine, where)
+        if kernels:
+            total = usage.disk_usage(engine, kernels).total
+            yield Check(
+                f"disk on {where}", True, f"{total / 1e6:.0f} MB for {len(kernels)} kernel(s)"
+            )
+    except DistroKernelsError as error:
+        yield Check(f"engine {where}", False, error.what, error.fix)
+
+
+def _describe(engine: Engine, version: dict[str, object]) -> str:
+    if engine.podman:
+        rootless = "rootless" if engine.podman.rootless else "rootful"
+        return (
+            f"Podman {version.get('Version', '?')}, {rootless}, storage "
+            f"{engine.podman.graph_driver}, cgroup {engine.podman.cgroup_version} "
+            f"(delegated: {' '.join(engine.podman.controllers) or 'none'})"
+        )
+    return f"Docker Engine {version.get('Version', '?')} (API {version.get('ApiVersion', '?')})"
+
+
+def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -> Iterator[Check]:
+    for kernel in kernels:
+        what = f"kernel {kernel.name}"
+        reinstall = _reinstall(kernel)
+        image = engine.find_image(kernel.image)
+        if image is None:
+            yield Check(what, False, f"its image {kernel.image} is not on its engine", reinstall)
+            continue
+        labelled = (image.get("Config", {}).get("Labels") or {}).get("distrokernels.lock-digest")
+        try:
+            recorded = locks.Lock.from_text(kernel.lock_text(), f"{kernel.name}'s lock").digest
+        except DistroKernelsError as error:
+            yield Check(what, False, error.what, reinstall)
+            continue
+        if labelled != recorded:
+            yield Check(
+                what,
+                False,
+                f"its kernel.lock ({recorded[:19]}) is not its image's ({str(labelled)[:19]})",
+                reinstall,
+            )
+            continue
+        yield Check(what, True, f"{kernel.image}, lock {recorded[:19]}")
+
+
+def _orphans(engine: Engine, where: str) -> Check:
+    orphans = [
+        container
+        for container in engine.kernel_containers()
+        if owners.owner_is_gone(container.labels.get(LABEL_OWNER, ""))
+    ]
+    if orphans:
+        names = ", ".join(container.name for container in orphans[:3])
+        return Check(
+            f"orphans on {where}",
+            False,
+            f"{len(orphans)} kernel container(s) whose Jupyter process is gone ({names})",
+            "distrokernels gc",
+        )
+    return Check(f"orphans on {where}", True, "none")
+
+
+def _launcher(kernel: kernelspecs.InstalledKernel) -> Check:
+    """kernel.json's argv runs the launcher on a host interpreter: it must still exist
+    and have the provisioner (clients that ignore provisioners run exactly that)."""
+    what = f"launcher of {kernel.name}"
+    argv = kernel.spec.get("argv", [])
+    python = next((arg for arg in argv if os.path.basename(arg).startswith("python")), "")
+    fix = (
+        f"distrokernels install {kernel.info.get('base') or 'IMAGE'} --name {kernel.name} --replace"
+    )
+    if not python or not os.access(python, os.X_OK):
+        return Check(what, False, f"its interpreter {python or '(none)'} is gone", fix)
+    try:
+        answer = subprocess.run(
+            [python, "-c", _PROVISIONER_CHECK],
+            capture_output=True,
+            text=True,
+            timeout=_LAUNCHER_TIMEOUT,
+        ).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return Check(what, False, f"{python} did not answer ({error})", fix)
+    if answer != "True":
+        return Check(what, False, f"{python} has no distrokernels provisioner", fix)
+    return Check(what, True, f"{python} has the distrokernels provisioner")
+
+
+def _reinstall(kernel: kernelspecs.InstalledKernel) -> str:
+    base = kernel.info.get("base") or "IMAGE"
+    engine = f" --engine {kernel.engine}" if kernel.engine != "docker" else ""
+    return f"distrokernels install {base} --name {kernel.name} --replace{engine}"
