@@ -6,6 +6,7 @@ imports as ``debian:<suite>``. It needs root, or mmdebstrap's unshare mode.
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -14,6 +15,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .errors import BootstrapFailed, InvalidInput
+from .reporting import phase
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 
@@ -55,19 +57,30 @@ def bootstrap_debian(
     with tempfile.TemporaryDirectory(prefix="distrokernels-bootstrap-") as tmp:
         tarball = Path(tmp) / f"{suite}.tar"
         command = _bootstrap_command(suite, tarball, mirror, include, Path(tmp) / "root")
-        progress(f"bootstrapping {suite} from {mirror}: {' '.join(command[:1])}")
+        phase(progress, f"bootstrapping {suite} from {mirror} ({command[0]})")
         result = subprocess.run(command, capture_output=True, text=True)
+        for line in (result.stdout + result.stderr).splitlines():
+            progress(line)
         if result.returncode != 0:
-            tail = " | ".join((result.stderr or result.stdout).strip().splitlines()[-5:])
             raise BootstrapFailed(
-                f"bootstrapping {suite} failed: {tail}",
+                f"bootstrapping {suite} failed: {first_error(result.stderr or result.stdout)}",
                 "check that the mirror is reachable and that you run as root "
                 "(or that mmdebstrap's unshare mode works)",
             )
         if command[0] == "debootstrap":
             tarball = _tar_directory(Path(tmp) / "root", tarball)
-        progress(f"importing {tarball.stat().st_size // 2**20} MiB as {reference}")
+        phase(progress, f"importing {tarball.stat().st_size // 2**20} MiB as {reference}")
         return engine.import_rootfs(tarball, reference, changes=['CMD ["bash"]'])
+
+
+def first_error(output: str) -> str:
+    """The tool's own first error line (apt's 'E: ...', mmdebstrap's 'E: ...'), which
+    says why; else its last lines."""
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if re.match(r"(E:|Err:|error:|Error:|mmdebstrap: error)", line):
+            return line[:300]
+    return " | ".join(lines[-5:])
 
 
 def _bootstrap_command(

@@ -10,7 +10,9 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from .engine import ENGINES, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError, EngineUnavailable, ImageNotFound, InvalidInput
 from .probe import probe_image
 from .recipes import validate_package_names
+from .reporting import Report, log_path, table
 from .wheels import WheelSource, ipykernel_stack, parse_requirements, python_version
 
 
@@ -52,24 +55,48 @@ def cmd_install(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         allow_drift=args.allow_drift,
     )
-    installed = installer.install_kernel(
-        reference,
-        options,
-        _progress,
-        name=args.name,
-        display_name=args.display_name,
-        config=_provisioner_config(args),
-        user=not args.sys_prefix and args.prefix is None,
-        prefix=sys.prefix if args.sys_prefix else args.prefix,
-        replace=args.replace,
-        pull=not args.no_pull,
-        docker_host=args.docker_host or "",
-        push=args.push or "",
-        engine_kind=_engine(args),
-    )
-    _say(f"installed {installed.name!r} ({installed.display_name}) in {installed.folder}")
-    print(installed.name)
+    with _reporting(args, "install", reference) as report:
+        installed = installer.install_kernel(
+            reference,
+            options,
+            report,
+            name=args.name,
+            display_name=args.display_name,
+            config=_provisioner_config(args),
+            user=not args.sys_prefix and args.prefix is None,
+            prefix=sys.prefix if args.sys_prefix else args.prefix,
+            replace=args.replace,
+            pull=not args.no_pull,
+            docker_host=args.docker_host or "",
+            push=args.push or "",
+            engine_kind=_engine(args),
+        )
+        facts = installed.facts()
+        report.finish(
+            [
+                f"installed {installed.display_name!r} as {installed.name} in {installed.folder}",
+                f"  distro   {facts['distro']}",
+                f"  python   {facts['python']}, ipykernel {facts['ipykernel']}",
+                f"  image    {facts['image']}: {_mb(installed.added_bytes)} on top of "
+                f"{facts['base']} ({images.SOURCES[installed.base.source]})",
+                f"  open it  jupyter lab, then pick {installed.display_name!r}",
+            ]
+        )
+    print(json.dumps({**facts, "log": str(report.log_path)}) if args.json else installed.name)
     return 0
+
+
+@contextlib.contextmanager
+def _reporting(args: argparse.Namespace, command: str, subject: str) -> Iterator[Report]:
+    """A Report for a long command: phases on a terminal, plain lines elsewhere; on
+    failure its failing phase, output tail and log path (main prints the error)."""
+    mode = "verbose" if args.verbose else "quiet" if args.quiet or args.json else "auto"
+    report = Report(mode, log_path(command, subject))
+    try:
+        yield report
+    except BaseException:
+        report.fail()
+        raise
 
 
 def _extras(args: argparse.Namespace, lock: locks.Lock | None) -> images.Extras:
@@ -197,10 +224,11 @@ def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     images.validate_reference(args.image)
     engine = Engine.connect(engine_url(_engine(args)))
-    image_id = bootstrap.bootstrap_debian(
-        engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=_progress
-    )
-    _say(f"bootstrapped {args.image} ({image_id[:19]})")
+    with _reporting(args, "bootstrap", args.image) as report:
+        image_id = bootstrap.bootstrap_debian(
+            engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=report
+        )
+        report.finish([f"bootstrapped {args.image} ({image_id[:19]})"])
     print(image_id)
     return 0
 
@@ -308,13 +336,10 @@ def _warm_cell(warm: list[int | None], known: list[int]) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell."""
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [header, *rows]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip()
-        for line in lines
-    )
+    """On a terminal, fitted to its width (long cells elided in the middle); piped, whole
+    (scripts want --json, but a grep still finds every value)."""
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else 0
+    return table(header, rows, width)
 
 
 def cmd_copy(args: argparse.Namespace) -> int:
@@ -464,13 +489,15 @@ def cmd_pin(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from . import pins
 
-    results = pins.sync(
-        [Path(path) for path in args.paths],
-        _wheel_source(args),
-        dry_run=args.dry_run,
-        allow_drift=args.allow_drift,
-        progress=_progress,
-    )
+    with _reporting(args, "sync", args.paths[0]) as report:
+        results = pins.sync(
+            [Path(path) for path in args.paths],
+            _wheel_source(args),
+            dry_run=args.dry_run,
+            allow_drift=args.allow_drift,
+            progress=report,
+        )
+        report.finish([])
     rows = [[str(r.notebook), r.kernel or "-", r.status] for r in results]
     print(_table(["NOTEBOOK", "KERNEL", "STATUS"], rows))
     return 1 if any(result.status.startswith("failed") for result in results) else 0
@@ -504,6 +531,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--docker-host", help="build and run on this engine (a DOCKER_HOST URL), not the default"
     )
     _engine_argument(install)
+    _output_arguments(install, json_too=True)
     install.add_argument(
         "--backend",
         choices=["docker", "swarm"],
@@ -563,6 +591,7 @@ def build_parser() -> argparse.ArgumentParser:
     boot.add_argument("image", help="debian:bullseye|bookworm|trixie|sid (or 11/12/13)")
     boot.add_argument("--mirror", default=bootstrap.DEFAULT_MIRROR)
     _engine_argument(boot)
+    _output_arguments(boot)
     boot.add_argument("--include", action="append", default=[], help="extra package")
     boot.set_defaults(run=cmd_bootstrap)
 
@@ -626,8 +655,20 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--wheelhouse", metavar="DIR", help="a folder of wheels to use too")
     sync.add_argument("--offline", action="store_true", help="no network at all")
     _drift_argument(sync, "accept a rebuild that differs from the pinned lock (said, not refused)")
+    _output_arguments(sync)
     sync.set_defaults(run=cmd_sync)
     return parser
+
+
+def _output_arguments(parser: argparse.ArgumentParser, json_too: bool = False) -> None:
+    """How a long command reports: phases (default), everything, or only errors."""
+    shown = parser.add_mutually_exclusive_group()
+    shown.add_argument("-v", "--verbose", action="store_true", help="stream the tools' output")
+    shown.add_argument("-q", "--quiet", action="store_true", help="only errors and the result")
+    if json_too:
+        shown.add_argument("--json", action="store_true", help="the result as JSON on stdout")
+    else:
+        parser.set_defaults(json=False)
 
 
 def _drift_argument(parser: argparse.ArgumentParser, what: str) -> None:

@@ -24,6 +24,7 @@ from .engine import LABEL, Engine
 from .errors import BuildFailed, ImageNotFound, InvalidInput, LockMismatch
 from .probe import Probe, probe_image
 from .recipes import recipe_for
+from .reporting import note, phase
 from .wheels import (
     Platform,
     Wheel,
@@ -205,15 +206,16 @@ def build_kernel_image(
     """Build (or find in the cache) the kernel image for ``base`` and ``options``."""
     cached = _find_cached(engine, base, options)
     if cached is not None:
-        progress(f"cache hit: {cached.tag}")
+        phase(progress, f"cache hit: {cached.tag}")
         return cached
     same_base = options.lock is None or options.lock.base_id == base.id
     if not same_base:
         assert options.lock is not None
-        progress(
+        note(
+            progress,
             f"the lock's base image {options.lock.base_id[:19]} is not here: {base.reference} "
             f"is {base.id[:19]} ({SOURCES[base.source]}); its packages are compared with "
-            "the lock's after the build"
+            "the lock's after the build",
         )
     network = "none" if options.source.offline else None
     with tempfile.TemporaryDirectory(prefix="distrokernels-build-") as tmp:
@@ -224,7 +226,7 @@ def build_kernel_image(
             image, extra_wheels = _extras_image(
                 engine, dependency, options, Path(tmp), network, progress
             )
-    progress("recording the lock: distro packages and wheels")
+    phase(progress, "recording the lock: distro packages and wheels")
     lock = locks.make_lock(
         base.reference,
         base.id,
@@ -245,7 +247,7 @@ def build_kernel_image(
                 "--allow-drift accepts these versions, or rebuild from an archive snapshot",
             )
         for difference in differences:
-            progress(f"drift accepted: {difference}")
+            note(progress, f"drift accepted: {difference}")
     return _seal(engine, image, lock, request_key(base.id, options.extras, options.lock))
 
 
@@ -274,13 +276,14 @@ def _dependency_image(
     progress: Progress,
 ) -> KernelImage:
     """The base plus Python and the ipykernel venv; shared by every kernel of that base."""
+    phase(progress, f"probing {base.reference}")
     probe = probe_image(engine, base.id)
     plan = plan_layer(
         base.id, probe.os_release, probe.python_path, probe.python if probe.has_python else None
     )
     (context / "wheels").mkdir()
     if plan.install_python:
-        progress(f"installing Python with {probe.os_release.display_name}'s package manager")
+        phase(progress, f"installing Python with {probe.os_release.display_name}'s package manager")
         (context / "Dockerfile").write_text(plan.dockerfile())
         system_id = _build(engine, context, None, network, progress, "installing python3")
         probe = probe_image(engine, system_id)
@@ -296,16 +299,17 @@ def _dependency_image(
     key = _digest(dockerfile, *(wheel.sha256 for wheel in locked))
     cached = None if options.rebuild else _image_labelled(engine, LABEL_BUILD_KEY, key)
     if cached is not None:
-        progress(f"dependency layer cached: {cached.tag}")
+        phase(progress, f"dependency layer cached: {cached.tag}")
         return cached
     wheels_dir = context / "wheels"
     if locked:
-        progress(f"fetching the {len(locked)} locked wheels (hashes checked)")
+        phase(progress, f"fetching the {len(locked)} locked wheels (hashes checked)")
         wheels = download_locked(locked, probe.platform(), wheels_dir, progress, options.source)
     else:
-        progress(
+        phase(
+            progress,
             f"resolving {' '.join(requirements)} for Python {probe.python_full_version} "
-            f"({probe.libc} {'.'.join(map(str, probe.libc_version))}, {probe.machine})"
+            f"({probe.libc} {'.'.join(map(str, probe.libc_version))}, {probe.machine})",
         )
         wheels = download_wheels(
             requirements, probe.platform(), wheels_dir, progress, options.source
@@ -314,7 +318,7 @@ def _dependency_image(
     tag = f"{REPOSITORY}/{probe.os_release.slug}:{content[:12]}"
     labels = _labels(base, probe, key, wheels)
     (context / "Dockerfile").write_text(plan.dockerfile(requirements, labels))
-    progress(f"building {tag}")
+    phase(progress, f"building the layer {tag}")
     image_id = _build(engine, context, tag, network, progress, "installing the wheels")
     return KernelImage(id=image_id, tag=tag, labels=labels)
 
@@ -344,7 +348,10 @@ def _extras_image(
         if locked:
             wheels = download_locked(locked, platform, context / "wheels", progress, options.source)
         else:
-            progress(f"resolving {' '.join(extras.pip)} for Python {platform.python_full_version}")
+            phase(
+                progress,
+                f"resolving {' '.join(extras.pip)} for Python {platform.python_full_version}",
+            )
             wheels = download_wheels(
                 extras.pip,
                 platform,
@@ -370,7 +377,7 @@ def _extras_image(
         labels=labels,
     )
     (context / "Dockerfile").write_text(dockerfile)
-    progress("building the extras layer")
+    phase(progress, "building the extras layer")
     image_id = _build(engine, context, None, network, progress, "installing the extras")
     return KernelImage(id=image_id, tag=image_id, labels={**dependency.labels, **labels}), wheels
 

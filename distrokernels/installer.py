@@ -13,6 +13,7 @@ from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
 from .errors import InvalidInput
 from .kernel_container import DEFAULT_PIDS_LIMIT
+from .reporting import note, phase
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,24 @@ class Installed:
     display_name: str
     folder: str
     base: images.BaseImage
+    image: images.KernelImage
+    added_bytes: int  # what the kernel image holds beyond its base image
+
+    def facts(self) -> dict[str, Any]:
+        """What `install --json` prints, and the summary shows."""
+        return {
+            "name": self.name,
+            "display_name": self.display_name,
+            "folder": self.folder,
+            "distro": self.image.label("distro"),
+            "python": self.image.label("python"),
+            "ipykernel": self.image.label("ipykernel"),
+            "image": self.image.tag,
+            "image_id": self.image.id,
+            "base": self.base.reference,
+            "base_source": self.base.source,
+            "added_bytes": self.added_bytes,
+        }
 
 
 def install_kernel(
@@ -59,13 +78,15 @@ def install_kernel(
     url = engine_url(engine_kind, docker_host)
     engine = Engine.connect(url)
     if engine.podman:
-        progress(f"engine: {'rootless ' * engine.podman.rootless}Podman at {url or 'DOCKER_HOST'}")
+        rootless = "rootless " if engine.podman.rootless else ""
+        note(progress, f"engine: {rootless}Podman at {url or 'DOCKER_HOST'}")
         _warn_about_podman(engine.podman, config, progress)
     if config.get("backend") == "swarm" and not engine.swarm_node_id():
         raise InvalidInput(
             "--backend swarm needs an engine that is a swarm manager; this one is not",
             "run `docker swarm init` there, or point --docker-host at a manager",
         )
+    phase(progress, f"base image {reference}")
     base = images.acquire_base(
         engine, reference, pull=pull, progress=progress, offline=options.source.offline
     )
@@ -77,6 +98,7 @@ def install_kernel(
             image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
         )
     if push:
+        phase(progress, f"pushing to {push}")
         config["pushed_image"] = engine.push(
             image.id, f"{push}:{image.tag.split(':')[-1]}", progress
         )
@@ -85,10 +107,12 @@ def install_kernel(
     display_name = display_name or kernelspecs.default_display_name(image)
     sharing = _sharing(image.tag, name, url) if options.rebuild else []
     if sharing:
-        progress(
+        note(
+            progress,
             f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
-            + ", ".join(sharing)
+            + ", ".join(sharing),
         )
+    phase(progress, f"writing the kernelspec {name}")
     folder = kernelspecs.install(
         image,
         name,
@@ -109,7 +133,8 @@ def install_kernel(
     references.reconcile(
         engine, [k for k in kernelspecs.installed_kernels() if k.engine_url == url]
     )
-    return Installed(name, display_name, folder, base)
+    sizes = [(engine.find_image(i) or {}).get("Size", 0) for i in (image.id, base.id)]
+    return Installed(name, display_name, folder, base, image, max(sizes[0] - sizes[1], 0))
 
 
 def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: images.Progress) -> None:
@@ -121,7 +146,7 @@ def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: image
     }
     for warning in (host.limits_warning(limits), host.storage_warning):
         if warning:
-            progress(f"warning: {warning}")
+            note(progress, f"warning: {warning}")
 
 
 def _sharing(tag: str, name: str, url: str) -> list[str]:

@@ -28,6 +28,7 @@ import nbformat
 
 from . import images, installer, kernelspecs, locks
 from .errors import DistroKernelsError, InvalidInput, KernelspecNotFound
+from .reporting import note
 from .wheels import WheelSource
 
 PIN_VERSION = 1
@@ -224,7 +225,7 @@ def sync(
 
 
 def _install(pin: Pin, source: WheelSource, allow_drift: bool, progress: images.Progress) -> str:
-    progress(f"installing {pin.kernelspec} ({pin.display_name}) from its pinned lock")
+    note(progress, f"installing {pin.kernelspec} ({pin.display_name}) from its pinned lock")
     options = images.BuildOptions(
         extras=images.Extras(tuple(pin.lock.extras["pip"]), tuple(pin.lock.extras["packages"])),
         source=source,

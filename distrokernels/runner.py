@@ -21,6 +21,7 @@ from nbclient.exceptions import CellExecutionError
 from . import images, installer, kernelspecs, pins
 from .distros import OsRelease
 from .errors import InvalidInput, KernelspecNotFound, LockMismatch, NotebookFailed
+from .reporting import note
 from .wheels import WheelSource
 
 
@@ -68,7 +69,7 @@ def _ensure_pinned_kernel(
             "in the installed one",
         )
     if drift:
-        progress(f"drift accepted: {drift}")
+        note(progress, f"drift accepted: {drift}")
 
 
 def _ensure_kernel(

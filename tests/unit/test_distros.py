@@ -53,3 +53,20 @@ def test_slugify_keeps_only_safe_characters(text):
     slug = slugify(text)
     assert slug and all(c.isalnum() or c in ".-" for c in slug)
     assert not slug.startswith((".", "-"))
+
+
+def test_a_failed_bootstrap_says_the_tools_own_error_not_only_its_last_lines():
+    from distrokernels.bootstrap import first_error
+
+    output = (
+        "I: automatically chosen mode: root\n"
+        "Get:1 http://deb.debian.org/debian sid InRelease [198 kB]\n"
+        "E: Release file for http://deb.debian.org/debian/dists/sid/InRelease is expired "
+        "(invalid since 2d 3h). Updates for this repository will not be applied.\n"
+        "E: apt-get update -oAPT::Status-Fd=<$fd> -oDpkg::Use-Pty=false failed\n"
+        "I: main() received signal PIPE: waiting for setup...\n"
+        "I: removing tempdir /tmp/mmdebstrap.abc...\n"
+    )
+    assert first_error(output).startswith("E: Release file for http://deb.debian.org")
+    assert "is expired" in first_error(output)
+    assert first_error("one\ntwo\n") == "one | two"
