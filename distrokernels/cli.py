@@ -55,7 +55,7 @@ def cmd_install(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         allow_drift=args.allow_drift,
     )
-    with _reporting(args, "install", reference) as report:
+    with _reporting(args, "install") as report:
         installed = installer.install_kernel(
             reference,
             options,
@@ -74,11 +74,11 @@ def cmd_install(args: argparse.Namespace) -> int:
         facts = installed.facts()
         report.finish(
             [
-                f"installed {installed.display_name!r} as {installed.name} in {installed.folder}",
+                f"installed {installed.display_name} as {installed.name}",
                 f"  distro   {facts['distro']}",
                 f"  python   {facts['python']}, ipykernel {facts['ipykernel']}",
-                f"  image    {facts['image']}: {_mb(installed.added_bytes)} on top of "
-                f"{facts['base']} ({images.SOURCES[installed.base.source]})",
+                f"  image    {facts['image']}, {_mb(installed.added_bytes)} on {facts['base']}",
+                f"  folder   {installed.folder}",
                 f"  open it  jupyter lab, then pick {installed.display_name!r}",
             ]
         )
@@ -87,11 +87,11 @@ def cmd_install(args: argparse.Namespace) -> int:
 
 
 @contextlib.contextmanager
-def _reporting(args: argparse.Namespace, command: str, subject: str) -> Iterator[Report]:
+def _reporting(args: argparse.Namespace, command: str) -> Iterator[Report]:
     """A Report for a long command: phases on a terminal, plain lines elsewhere; on
     failure its failing phase, output tail and log path (main prints the error)."""
     mode = "verbose" if args.verbose else "quiet" if args.quiet or args.json else "auto"
-    report = Report(mode, log_path(command, subject))
+    report = Report(mode, log_path(command))
     try:
         yield report
     except BaseException:
@@ -224,7 +224,7 @@ def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     images.validate_reference(args.image)
     engine = Engine.connect(engine_url(_engine(args)))
-    with _reporting(args, "bootstrap", args.image) as report:
+    with _reporting(args, "bootstrap") as report:
         image_id = bootstrap.bootstrap_debian(
             engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=report
         )
@@ -489,7 +489,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
 def cmd_sync(args: argparse.Namespace) -> int:
     from . import pins
 
-    with _reporting(args, "sync", args.paths[0]) as report:
+    with _reporting(args, "sync") as report:
         results = pins.sync(
             [Path(path) for path in args.paths],
             _wheel_source(args),

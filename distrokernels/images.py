@@ -308,8 +308,8 @@ def _dependency_image(
     else:
         phase(
             progress,
-            f"resolving {' '.join(requirements)} for Python {probe.python_full_version} "
-            f"({probe.libc} {'.'.join(map(str, probe.libc_version))}, {probe.machine})",
+            f"resolving wheels for Python {probe.python_full_version} "
+            f"({probe.libc} {'.'.join(map(str, probe.libc_version))})",
         )
         wheels = download_wheels(
             requirements, probe.platform(), wheels_dir, progress, options.source
@@ -318,7 +318,8 @@ def _dependency_image(
     tag = f"{REPOSITORY}/{probe.os_release.slug}:{content[:12]}"
     labels = _labels(base, probe, key, wheels)
     (context / "Dockerfile").write_text(plan.dockerfile(requirements, labels))
-    phase(progress, f"building the layer {tag}")
+    phase(progress, f"building the layer {tag.removeprefix(REPOSITORY + '/')}")
+    progress(f"resolved: {' '.join(wheel.filename for wheel in wheels)}")
     image_id = _build(engine, context, tag, network, progress, "installing the wheels")
     return KernelImage(id=image_id, tag=tag, labels=labels)
 

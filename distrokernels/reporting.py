@@ -26,12 +26,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
+from rich.table import Column
 
 FAIL_TAIL = 30  # lines of a failed phase's output shown with its error
 _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\)|\x1b[@-Z\\-_]")
 _STEP = re.compile(r"\bstep (\d+)/(\d+)", re.IGNORECASE)  # dockerd: Step 3/7; Podman: STEP 3/7
-_DETAIL_WIDTH = 60  # characters of the tool's latest line beside the running phase
+_DETAIL_WIDTH = 72  # characters of the tool's latest line, below the running phase
+_BAR_WIDTH = 12
 MODES = ("auto", "plain", "verbose", "quiet")
 
 
@@ -57,12 +60,11 @@ def note(progress: Callable[[str], None], text: str) -> None:
         progress(text)
 
 
-def log_path(command: str, subject: str) -> Path:
-    """A new log file's path under the user's state folder."""
+def log_path(command: str) -> Path:
+    """A new log file's path under the user's state folder (short: a person copies it)."""
     state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
     stamp = datetime.now().strftime("%Y%m%dT%H%M%S")
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", subject)[:60]
-    return state / "distrokernels" / "logs" / f"{command}-{stamp}-{slug}.log"
+    return state / "distrokernels" / "logs" / f"{command}-{stamp}-{os.getpid()}.log"
 
 
 class Report:
@@ -82,12 +84,13 @@ class Report:
         self._bar: Progress | None = None
         self._task: TaskID | None = None
         if self.mode == "tty":
+            # The running phase's latest tool line goes below its title, dimmed: the
+            # title column keeps its width, and the line gets the terminal's.
             self._bar = Progress(
                 SpinnerColumn(finished_text="[green]✓[/]"),
-                TextColumn("{task.description}"),
-                BarColumn(bar_width=20),
-                TextColumn("[dim]{task.fields[detail]}"),
-                TextColumn("{task.fields[elapsed]}"),
+                TextColumn("{task.description}", table_column=_column(ratio=1)),
+                BarColumn(bar_width=_BAR_WIDTH),
+                TextColumn("{task.fields[elapsed]}", table_column=_column()),
                 console=self.console,
                 transient=False,
             )
@@ -106,7 +109,8 @@ class Report:
             self._print(f"  {text}")
         elif self._bar is not None and self._task is not None:
             steps = _STEP.search(text)
-            update: dict[str, Any] = {"detail": _elide(text, _DETAIL_WIDTH)}
+            detail = escape(_elide(text, _DETAIL_WIDTH))
+            update: dict[str, Any] = {"description": f"{escape(self._title)}\n  [dim]{detail}[/]"}
             if steps:
                 update |= {"completed": int(steps[1]) - 1, "total": int(steps[2])}
             self._bar.update(self._task, **update)
@@ -123,7 +127,7 @@ class Report:
         self._phases += 1
         self._write(f"== {title}")
         if self._bar is not None:
-            self._task = self._bar.add_task(title, total=None, detail="", elapsed="")
+            self._task = self._bar.add_task(escape(title), total=None, elapsed="")
         elif self.mode == "verbose":
             self._print(f"{title}")
 
@@ -135,8 +139,8 @@ class Report:
         self._close()
         if self.mode != "quiet":
             total = time.monotonic() - self._began
-            where = f"; the full log: {self.log_path}" if self._phases else ""
-            for line in [*summary, f"done in {total:.1f} s{where}"]:
+            where = [f"  log      {_home(self.log_path)}"] if self._phases else []
+            for line in [*summary, *where, f"done in {total:.1f} s"]:
                 self._print(line)
 
     def fail(self) -> None:
@@ -151,7 +155,7 @@ class Report:
         lines = [f"failed: {title}" if title else "failed"]
         if self.mode != "verbose":  # verbose showed every line already
             lines += [f"  | {line}" for line in self._tail]
-        lines.append(f"the full log: {self.log_path}")
+        lines.append(f"the full log: {_home(self.log_path)}")
         for line in lines:
             self._print(line)
 
@@ -164,7 +168,13 @@ class Report:
         self._write(f"== {self._title}: {'failed' if failed else 'done'} in {elapsed}")
         if self._bar is not None and self._task is not None:
             mark = "[red]failed[/] " if failed else ""
-            self._bar.update(self._task, total=1, completed=1, detail="", elapsed=mark + elapsed)
+            self._bar.update(
+                self._task,
+                description=escape(self._title),
+                total=1,
+                completed=1,
+                elapsed=mark + elapsed,
+            )
             if failed:
                 self._bar.stop_task(self._task)
         elif self.mode == "plain" and not failed:
@@ -207,6 +217,16 @@ def table(header: list[str], rows: list[list[str]], width: int = 0) -> str:
         ).rstrip()
         for line in [header, *rows]
     )
+
+
+def _column(**options: Any) -> Column:
+    return Column(no_wrap=True, overflow="ellipsis", **options)
+
+
+def _home(path: Path) -> str:
+    """A path as a person types it: '~/...' below the home folder."""
+    home = str(Path.home())
+    return "~" + str(path)[len(home) :] if str(path).startswith(home + "/") else str(path)
 
 
 def _elide(text: str, width: int) -> str:

@@ -104,7 +104,7 @@ def test_interrupted_build_registers_nothing_and_leaves_no_container(engine, bas
     before = {c["Id"] for c in engine.api.containers(all=True)}
     process = subprocess.Popen(
         [sys.executable, "-m", "distrokernels", "install", BASE, "--name", "dk-test-ctrl-c",
-         "--packages", "hello", "--rebuild"],
+         "--packages", "hello", "--rebuild", "--verbose"],  # the build's lines, to stop it in
         stderr=subprocess.PIPE,
         text=True,
     )  # fmt: skip
