@@ -35,7 +35,6 @@ _CONTROL = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(\x07|\x1b\\
 _STEP = re.compile(r"\bstep (\d+)/(\d+)", re.IGNORECASE)  # dockerd: Step 3/7; Podman: STEP 3/7
 _DETAIL_WIDTH = 72  # characters of the tool's latest line, below the running phase
 _BAR_WIDTH = 12
-MODES = ("auto", "plain", "verbose", "quiet")
 
 
 def clean(line: str) -> str:
@@ -68,7 +67,11 @@ def log_path(command: str) -> Path:
 
 
 class Report:
-    """Phases and their output for one command run; a callable for the output lines."""
+    """Phases and their output for one command run; a callable for the output lines.
+
+    ``mode``: "auto" (a terminal gets the live view, anything else plain lines),
+    "plain", "verbose" (every line of the tools as it comes) or "quiet" (errors only).
+    """
 
     def __init__(self, mode: str, log: Path, stream: IO[str] | None = None) -> None:
         self.console = Console(file=stream, stderr=stream is None, highlight=False)
