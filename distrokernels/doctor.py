@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import kernelspecs, locks, owners, runtime, usage
+from . import images, kernelspecs, locks, owners, runtime, usage
 from .engine import LABEL_OWNER, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 
@@ -114,7 +114,7 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
         if image is None:
             yield Check(what, False, f"its image {kernel.image} is not on its engine", reinstall)
             continue
-        labelled = (image.get("Config", {}).get("Labels") or {}).get("distrokernels.lock-digest")
+        labelled = (image.get("Config", {}).get("Labels") or {}).get(images.LABEL_LOCK_DIGEST)
         try:
             recorded = locks.Lock.from_text(kernel.lock_text(), f"{kernel.name}'s lock").digest
         except DistroKernelsError as error:

@@ -39,6 +39,7 @@ REPOSITORY = "distrokernels"
 LABEL_BUILD_KEY = f"{LABEL}.build-key"
 LABEL_REQUEST_KEY = f"{LABEL}.request-key"
 LABEL_LOCK = f"{LABEL}.lock"
+LABEL_LOCK_DIGEST = f"{LABEL}.lock-digest"
 
 Progress = Callable[[str], None]
 
@@ -194,10 +195,16 @@ def request_key(base_id: str, extras: Extras, lock: locks.Lock | None) -> str:
 
 
 def _find_cached(engine: Engine, base: BaseImage, options: BuildOptions) -> KernelImage | None:
+    """The image this request built before; with a lock, also any image sealed with that
+    very lock (same base id, wheels, packages): rebuilding it would only move its tag to
+    a copy and leave other kernelspecs naming the old id."""
     if options.rebuild:
         return None
     key = request_key(base.id, options.extras, options.lock)
-    return _image_labelled(engine, LABEL_REQUEST_KEY, key)
+    cached = _image_labelled(engine, LABEL_REQUEST_KEY, key)
+    if cached is None and options.lock is not None and options.lock.base_id == base.id:
+        cached = _image_labelled(engine, LABEL_LOCK_DIGEST, options.lock.digest)
+    return cached
 
 
 def build_kernel_image(
@@ -255,7 +262,7 @@ def _seal(engine: Engine, image: KernelImage, lock: locks.Lock, key: str) -> Ker
     """Label the image with its lock (a metadata-only step: no layer is added)."""
     labels = {
         LABEL_REQUEST_KEY: key,
-        f"{LABEL}.lock-digest": lock.digest,
+        LABEL_LOCK_DIGEST: lock.digest,
         LABEL_LOCK: lock.compact,
     }
     tag = f"{REPOSITORY}/{image.slug}:{lock.digest.split(':')[1][:12]}"
