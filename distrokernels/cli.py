@@ -12,6 +12,7 @@ import dataclasses
 import json
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -497,7 +498,8 @@ def cmd_sync(args: argparse.Namespace) -> int:
             allow_drift=args.allow_drift,
             progress=report,
         )
-        report.finish([])
+        counts = Counter(result.status.split(" (")[0].split(":")[0] for result in results)
+        report.finish([", ".join(f"{count} {status}" for status, count in sorted(counts.items()))])
     rows = [[str(r.notebook), r.kernel or "-", r.status] for r in results]
     print(_table(["NOTEBOOK", "KERNEL", "STATUS"], rows))
     return 1 if any(result.status.startswith("failed") for result in results) else 0
