@@ -146,8 +146,8 @@ class ContainerBackend(KernelBackend):
             self.state()  # learns the init's host pid: one inspect, instead of a kill call
         if self._init is not None and self.init_runs():
             with contextlib.suppress(PermissionError, ProcessLookupError):
-                kernel = owners.first_child(self._init[0])
-                if signum == signal.SIGINT and kernel:
+                kernel = owners.first_child(self._init[0]) if signum == signal.SIGINT else 0
+                if kernel:
                     os.killpg(kernel, signum)  # the kernel leads its process group
                 else:
                     os.kill(self._init[0], signum)

@@ -56,6 +56,8 @@ def cmd_install(args: argparse.Namespace) -> int:
         rebuild=args.rebuild,
         allow_drift=args.allow_drift,
     )
+    engine_kind = _engine(args)
+    config = _provisioner_config(args, engine_kind)
     with _reporting(args, "install") as report:
         installed = installer.install_kernel(
             reference,
@@ -63,14 +65,14 @@ def cmd_install(args: argparse.Namespace) -> int:
             report,
             name=args.name,
             display_name=args.display_name,
-            config=_provisioner_config(args),
+            config=config,
             user=not args.sys_prefix and args.prefix is None,
             prefix=sys.prefix if args.sys_prefix else args.prefix,
             replace=args.replace,
             pull=not args.no_pull,
             docker_host=args.docker_host or "",
             push=args.push or "",
-            engine_kind=_engine(args),
+            engine_kind=engine_kind,
         )
         facts = installed.facts()
         report.finish(
@@ -198,7 +200,7 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
+def _provisioner_config(args: argparse.Namespace, engine_kind: str) -> dict[str, Any]:
     """The kernelspec's provisioner config, checked by the provisioner's own traits."""
     options = {
         "network_mode": args.network,
@@ -218,7 +220,7 @@ def _provisioner_config(args: argparse.Namespace) -> dict[str, Any]:
     config = {key: value for key, value in options.items() if value is not None}
     from .provisioner import validate_config  # jupyter_client's provisioning: only here
 
-    validate_config({**config, "docker_host": args.docker_host or "", "engine": _engine(args)})
+    validate_config({**config, "docker_host": args.docker_host or "", "engine": engine_kind})
     return config
 
 
@@ -253,7 +255,11 @@ def cmd_list(args: argparse.Namespace) -> int:
             rows.append(_list_row(kernel, status, warm.get(kernel.name, [])))
     rows.sort(key=lambda row: row["name"])
     if args.notebooks:
-        _mark_pins(rows, Path(args.notebooks))
+        from . import pins  # nbformat: only the notebook commands import it
+
+        pinned_by = pins.pinned_by(Path(args.notebooks), _say)
+        for row in rows:
+            row["pinned_by"] = pinned_by.get(row["name"], "-")
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -271,32 +277,6 @@ def cmd_list(args: argparse.Namespace) -> int:
     ]
     print(_table([c.upper() for c in columns], [[str(row[c]) for c in columns] for row in rows]))
     return 0
-
-
-def _mark_pins(rows: list[dict[str, Any]], folder: Path) -> None:
-    """Each kernel's ``pinned_by``: how many notebooks under ``folder`` pin it, and
-    whether the installed kernel is what they pin (a teacher sees drift before class)."""
-    from . import pins
-
-    pinned: dict[str, list[str]] = {}
-    for path in pins.notebooks_in([folder]):
-        try:
-            pin = pins.read_pin(pins.read_notebook(path), str(path))
-        except InvalidInput as error:
-            _say(f"skipped {path}: {error.what}")
-            continue
-        if pin is not None:
-            pinned.setdefault(pin.kernelspec, []).append(pin.digest)
-    for row in rows:
-        digests = pinned.get(row["name"], [])
-        installed = pins.installed_digest(row["name"])
-        drifted = sum(digest != installed for digest in digests)
-        if not digests:
-            row["pinned_by"] = "-"
-        elif drifted:
-            row["pinned_by"] = f"DRIFT: {drifted} of {len(digests)} pin another lock"
-        else:
-            row["pinned_by"] = f"{len(digests)} notebook(s), same lock"
 
 
 def _list_row(

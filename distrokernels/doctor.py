@@ -15,8 +15,8 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import images, kernelspecs, locks, owners, runtime, usage
-from .engine import LABEL_OWNER, Engine, choose_engine, engine_url
+from . import images, kernelspecs, locks, runtime, usage
+from .engine import Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 
 _IPC_PATH_LIMIT = 107  # libzmq keeps IPC paths in a sockaddr_un
@@ -132,11 +132,7 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
 
 
 def _orphans(engine: Engine, where: str) -> Check:
-    orphans = [
-        container
-        for container in engine.kernel_containers()
-        if owners.owner_is_gone(container.labels.get(LABEL_OWNER, ""))
-    ]
+    orphans = engine.orphans()
     if orphans:
         names = ", ".join(container.name for container in orphans[:3])
         return Check(

@@ -139,12 +139,8 @@ def install_kernel(
 
 def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: images.Progress) -> None:
     """What rootless Podman here will not do as asked, said before the build."""
-    limits = {
-        "memory": config.get("memory"),
-        "cpus": config.get("cpus"),
-        "pids_limit": config.get("pids_limit", DEFAULT_PIDS_LIMIT),
-    }
-    for warning in (host.limits_warning(limits), host.storage_warning):
+    limits = host.limits_warning({"pids_limit": DEFAULT_PIDS_LIMIT, **config})
+    for warning in (limits, host.storage_warning):
         if warning:
             note(progress, f"warning: {warning}")
 

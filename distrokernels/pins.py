@@ -19,7 +19,7 @@ its own there, which ``run`` keeps.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,9 +156,9 @@ def installed_digest(name: str) -> str | None:
     return locks.Lock.from_text(kernel.lock_text(), f"the lock of {name}").content_digest
 
 
-def check_drift(pin: Pin, source: str) -> str:
-    """'' when the installed kernel is what the pin says; else why not, in one line."""
-    digest = installed_digest(pin.kernelspec)
+def check_drift(pin: Pin, source: str, digest: str | None) -> str:
+    """'' when the installed kernel (its ``installed_digest``) is what the pin says;
+    else why not, in one line."""
     if digest is None:
         return f"{source}'s kernel {pin.kernelspec!r} is not installed"
     if digest != pin.digest:
@@ -167,6 +167,31 @@ def check_drift(pin: Pin, source: str) -> str:
             f"installed {pin.kernelspec} has lock {digest[:19]}"
         )
     return ""
+
+
+def pinned_by(folder: Path, skipped: Callable[[str], None]) -> dict[str, str]:
+    """Per kernelspec the notebooks under ``folder`` pin: how many, and whether the
+    installed kernel is what they pin (`list --notebooks`: drift seen before class).
+    A notebook whose pin cannot be read is ``skipped`` (told why), not fatal."""
+    pinned: dict[str, list[str]] = {}
+    for path in notebooks_in([folder]):
+        try:
+            pin = read_pin(read_notebook(path), str(path))
+        except InvalidInput as error:
+            skipped(f"skipped {path}: {error.what}")
+            continue
+        if pin is not None:
+            pinned.setdefault(pin.kernelspec, []).append(pin.digest)
+    status = {}
+    for name, digests in pinned.items():
+        installed = installed_digest(name)
+        drifted = sum(digest != installed for digest in digests)
+        status[name] = (
+            f"DRIFT: {drifted} of {len(digests)} pin another lock"
+            if drifted
+            else f"{len(digests)} notebook(s), same lock"
+        )
+    return status
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unico
 from . import connection, owners, pool
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .engine import ENGINES, Engine, KernelContainerSpec, engine_url, remote_address
+from .engine.podman import LIMIT_CONTROLLERS
 from .engines import collect_orphans_in_background, remove_in_background, shared_engine
 from .errors import EngineUnavailable, ImageNotFound, InvalidInput, KernelStartFailed
 from .kernel_container import (
@@ -493,8 +494,8 @@ class DistroProvisioner(KernelProvisionerBase):
     def _warn_about_ignored_limits(self, engine: Engine) -> None:
         """Rootless Podman runs a kernel without the limits it cannot apply: say so, once
         per kernelspec and process."""
-        limits = {"memory": self.memory, "cpus": self.cpus, "pids_limit": self.pids_limit}
-        warning = engine.podman.limits_warning(limits) if engine.podman else ""
+        config = {name: getattr(self, name) for name in LIMIT_CONTROLLERS}
+        warning = engine.podman.limits_warning(config) if engine.podman else ""
         if warning and (self.engine_url, self.km.kernel_name) not in _WARNED_LIMITS:
             _WARNED_LIMITS.add((self.engine_url, self.km.kernel_name))
             self.log.warning("distrokernels: %s: %s", self.km.kernel_name, warning)

@@ -54,14 +54,16 @@ def _ensure_pinned_kernel(
     pin: pins.Pin, path: Path, install: bool, allow_drift: bool, progress: Callable[[str], None]
 ) -> None:
     """The kernel a pinned notebook names is there and is what its pin says."""
-    drift = pins.check_drift(pin, path.name)
-    if drift and pins.installed_digest(pin.kernelspec) is None:
+    digest = pins.installed_digest(pin.kernelspec)
+    if digest is None:
         if not install:
-            raise KernelspecNotFound(drift, f"run `distrokernels sync {path}`, or pass --install")
+            missing = pins.check_drift(pin, path.name, digest)
+            raise KernelspecNotFound(missing, f"run `distrokernels sync {path}`, or pass --install")
         status = pins.sync([path], WheelSource(), allow_drift=allow_drift, progress=progress)
         if status[0].status.startswith("failed"):
             raise LockMismatch(status[0].status.removeprefix("failed: "), "")
-        drift = pins.check_drift(pin, path.name)
+        digest = pins.installed_digest(pin.kernelspec)
+    drift = pins.check_drift(pin, path.name, digest)
     if drift and not allow_drift:
         raise LockMismatch(
             drift,

@@ -43,19 +43,26 @@ class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
         ``owner_is_gone`` judges an owner token; a launcher's watchdog, which knows its
         launcher has died, passes its own judgement.
         """
-        removed = []
-        for kernels, remove in (
-            (self.kernel_containers(), self.remove_container),
-            (self.kernel_services(), self.remove_kernel_service),
-        ):
-            for kernel in kernels:
-                if not owner_is_gone(kernel.labels.get(LABEL_OWNER, "")):
-                    continue
-                remove(kernel.id)
-                remove_runtime_dir(kernel.labels.get(LABEL_RUNTIME_DIR, ""))
-                removed.append(kernel)
+        removed = self.orphans(owner_is_gone)
+        for kernel in removed:
+            if kernel.status == "service":  # what kernel_services lists
+                self.remove_kernel_service(kernel.id)
+            else:
+                self.remove_container(kernel.id)
+            remove_runtime_dir(kernel.labels.get(LABEL_RUNTIME_DIR, ""))
         self._collect_orphan_secrets(owner_is_gone)
         return removed
+
+    def orphans(
+        self, owner_is_gone: Callable[[str], bool] = owners.owner_is_gone
+    ) -> list[KernelContainer]:
+        """Kernel containers and services whose owning process is gone (what `gc`
+        removes, what `doctor` reports)."""
+        return [
+            kernel
+            for kernel in [*self.kernel_containers(), *self.kernel_services()]
+            if owner_is_gone(kernel.labels.get(LABEL_OWNER, ""))
+        ]
 
 
 def remove_runtime_dir(path: str) -> None:

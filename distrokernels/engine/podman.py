@@ -30,6 +30,7 @@ import shutil
 import socket
 import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -152,20 +153,20 @@ class PodmanHost:
             graph_driver=str(store.get("graphDriverName", "")),
         )
 
-    def ignored_limits(self, limits: dict[str, Any]) -> list[str]:
-        """The limits among ``limits`` (trait name -> value, None: unset) this engine
-        would ignore: rootless, without the controller delegated."""
+    def ignored_limits(self, config: Mapping[str, Any]) -> list[str]:
+        """The limits a kernelspec config (trait name -> value; None or absent: unset)
+        asks for that this engine would ignore: rootless, the controller not delegated."""
         if not self.rootless:
             return []
         return [
-            f"{name}={value}"
-            for name, value in limits.items()
-            if value is not None and LIMIT_CONTROLLERS[name] not in self.controllers
+            f"{name}={config[name]}"
+            for name, controller in LIMIT_CONTROLLERS.items()
+            if config.get(name) is not None and controller not in self.controllers
         ]
 
-    def limits_warning(self, limits: dict[str, Any]) -> str:
+    def limits_warning(self, config: Mapping[str, Any]) -> str:
         """One line for the user, '' when every limit applies."""
-        ignored = self.ignored_limits(limits)
+        ignored = self.ignored_limits(config)
         if not ignored:
             return ""
         delegated = " ".join(self.controllers) or "none"
