@@ -15,7 +15,7 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__, bootstrap, images, installer, kernelspecs, locks, pool, references, usage
 from .distros import OsRelease
@@ -208,7 +208,6 @@ def _provisioner_config(args: argparse.Namespace, engine_kind: str) -> dict[str,
         "cpus": args.cpus,
         "pids_limit": args.pids_limit,
         "cap_add": args.cap_add,
-        "run_as_root": args.run_as_root or None,
         "no_new_privileges": False if args.allow_new_privileges else None,
         "mounts": args.mount,
         "backend": None if args.backend == "docker" else args.backend,
@@ -302,7 +301,7 @@ def _list_row(
         "image_in_registry": kernel.config.get("pushed_image", ""),
         "limits": " ".join(
             f"{key}={kernel.config[key]}"
-            for key in ("memory", "cpus", "pids_limit", "cap_add", "run_as_root")
+            for key in ("memory", "cpus", "pids_limit", "cap_add")
             if key in kernel.config
         ),
         "path": kernel.resource_dir,
@@ -485,10 +484,15 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if any(result.status.startswith("failed") for result in results) else 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line (the command's --help says the rest)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}: see `{self.prog} --help`\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="distrokernels", description="Jupyter kernels in other Linux userlands."
-    )
+    parser = _Parser(prog="distrokernels", description="Jupyter kernels in other Linux userlands.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -544,7 +548,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     install.add_argument("--pids-limit", type=int, help="most processes (default 1024)")
     install.add_argument("--cap-add", action="append", help="add back a capability, e.g. CHOWN")
-    install.add_argument("--run-as-root", action="store_true", help="root in the container")
     install.add_argument(
         "--allow-new-privileges",
         action="store_true",

@@ -78,6 +78,13 @@ def kernel_side(info: Mapping[str, Any]) -> bytes:
     return json.dumps(kernel, indent=1).encode()
 
 
+def ipc_kernel_side(info: Mapping[str, Any], folder: str) -> bytes:
+    """A local kernel's connection file: its sockets in its own folder as it sees it."""
+    kernel = {key: _text(value) for key, value in info.items()}
+    kernel.update(ip=f"{folder}/k", transport="ipc")
+    return json.dumps(kernel, indent=1).encode()
+
+
 def client_side(
     info: Mapping[str, Any], address: str, published: dict[int, int]
 ) -> KernelConnectionInfo:

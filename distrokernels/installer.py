@@ -14,6 +14,7 @@ from .engine.podman import PodmanHost
 from .errors import InvalidInput
 from .kernel_container import DEFAULT_PIDS_LIMIT
 from .reporting import note, phase
+from .runtime import runtime_root
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def install_kernel(
     picks dockerd when it is open to this user, else their Podman.
     """
     images.validate_reference(reference)
-    if name:
+    runtime_root()  # where its kernels will run: refused now, before anything is written
+    if name is not None:
         kernelspecs.validate_name(name)
         if not replace:
             kernelspecs.refuse_existing(name)
@@ -103,7 +105,7 @@ def install_kernel(
             image.id, f"{push}:{image.tag.split(':')[-1]}", progress
         )
         progress(f"pushed {config['pushed_image']}")
-    name = name or kernelspecs.default_name(image)
+    name = kernelspecs.default_name(image) if name is None else name
     display_name = display_name or kernelspecs.default_display_name(image)
     sharing = _sharing(image.tag, name, url) if options.rebuild else []
     if sharing:

@@ -28,6 +28,8 @@ from .engine import (
     podman,
 )
 from .errors import InvalidInput
+from .guards import HostGuard, guard_binds
+from .runtime import IO, KERNEL_DIR
 
 if TYPE_CHECKING:  # the provisioner calls in here: its traits are the config
     from .provisioner import DistroProvisioner
@@ -36,6 +38,10 @@ HOME = "/home/kernel"
 REMOTE_WORKDIR = "/work"
 DEFAULT_PIDS_LIMIT = 1024  # processes: room for a kernel, its helpers and subprocesses
 _ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
+# The host's own folders: a kernel may read them if mounted, never write them, unless the
+# environment of the process that starts kernels (a server's, not a kernelspec) allows it.
+SYSTEM_PATHS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sys", "/usr", "/var")
+ALLOW_SYSTEM_MOUNTS = "DISTROKERNELS_ALLOW_SYSTEM_MOUNTS"
 
 
 @dataclass(frozen=True)
@@ -54,28 +60,28 @@ class KernelStart:
     kernelspec_env: list[str]  # names the kernelspec's own ``env`` sets
     tcp_connection_file: bytes | None = None  # the kernel's side, when reached over TCP
     name_suffix: str = ""
-    # A warm container (pool.py) mounts the whole runtime root, not one kernel's folder.
-    runtime_mount: str = ""
-    warm: bool = False
+    warm: bool = False  # a warm container (pool.py): its slot is mounted by for_slot
+    guard: HostGuard | None = None  # what no kernel may write (guards.py); None: nothing
 
 
 def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelContainerSpec:
     """Everything about the container, decided here and nowhere else."""
-    uid, gid = (0, 0) if config.run_as_root else (start.uid, start.gid)
+    uid, gid = start.uid, start.gid
     binds = list(config.mounts)
     files, ports = {}, {}
-    if start.tcp_connection_file is not None:
-        files = {connection.DELIVERED_FILE: start.tcp_connection_file}
-        ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
-    else:
-        mount = start.runtime_mount or start.runtime_dir
-        binds.insert(0, f"{mount}:{mount}:rw")
     cwd = start.cwd
     if config.on_remote_engine:  # that machine has no such folder: a volume is the folder
         binds.insert(0, f"{config.work_volume_name}:{REMOTE_WORKDIR}:rw")
         cwd = REMOTE_WORKDIR
     else:
         binds.insert(0, f"{cwd}:{cwd}:rw")
+    if start.guard is not None:
+        binds = guard_binds(binds, start.guard)
+    if start.tcp_connection_file is not None:
+        files = {connection.DELIVERED_FILE: start.tcp_connection_file}
+        ports = {port: 0 for port in connection.KERNEL_PORTS.values()}
+    elif start.runtime_dir:  # its own io folder only: no other kernel's key or sockets
+        binds.insert(0, f"{os.path.join(start.runtime_dir, IO)}:{KERNEL_DIR}:rw")
     return KernelContainerSpec(
         image=config.image_reference,
         command=start.command,
@@ -151,7 +157,23 @@ def parse_mount(text: str, local: bool = True) -> str:
         )
     if local and not os.path.exists(host):
         raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
+    if container == KERNEL_DIR or container.startswith(KERNEL_DIR + "/"):
+        raise InvalidInput(f"mount {text!r}: {KERNEL_DIR} is the kernel's own", "mount elsewhere")
+    if mode == "rw" and local and system_path(host) and os.environ.get(ALLOW_SYSTEM_MOUNTS) != "1":
+        raise InvalidInput(
+            f"mount {text!r} would let the kernel write the host's {system_path(host)}",
+            f"mount it read-only, or set {ALLOW_SYSTEM_MOUNTS}=1 where Jupyter runs",
+        )
     return f"{host}:{container}:{mode}"
+
+
+def system_path(host: str) -> str:
+    """The system folder ``host`` is or lies in ('' if none): '/', '/etc', ..."""
+    real = os.path.realpath(host)
+    for top in SYSTEM_PATHS:
+        if real == top or (top != "/" and real.startswith(top + "/")):
+            return top
+    return ""
 
 
 def exposes_engine(path: str) -> bool:

@@ -15,10 +15,12 @@ start of that server's kernels does.
 
 What differs from a cold container is only what must be fixed at creation: it mounts
 the pool root (the server's ``root_dir``, else the home folder) instead of one notebook
-folder, and the user's whole runtime folder instead of one kernel's, so that it can
-serve any notebook folder under the root, and a restart (which keeps the kernel's
-runtime folder and so its endpoints) too. A start whose folder is outside the root is
-cold.
+folder, so that it can serve any notebook folder under the root; a start whose folder
+is outside the root is cold. Like a cold container it mounts one folder of the runtime
+root and nothing else of it: its slot, at the kernel's in-container folder. A claim
+(a start, or a restart, which keeps the kernel's endpoints) moves the slot into the
+kernel's folder as its ``io`` (runtime.py) and leaves a link in its place, so that the
+container's label still leads `gc` to the kernel's folder.
 
 The pool belongs to one long-lived process (a Jupyter server: a KernelManager with a
 MultiKernelManager parent), keyed by everything that decides the container, so a
@@ -36,14 +38,12 @@ import atexit
 import collections
 import contextlib
 import dataclasses
-import errno
 import functools
 import hashlib
 import json
 import logging
 import os
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -53,12 +53,11 @@ from pathlib import Path
 from .engine import LABEL_KERNELSPEC, LABEL_POOL, LABEL_RUNTIME_DIR, Engine, KernelContainerSpec
 from .engines import remove_in_background, shared_engine
 from .errors import DistroKernelsError
-from .runtime import runtime_root
+from .runtime import KERNEL_DIR, open_fifo, remove_tree, runtime_root
 
 log = logging.getLogger(__name__)
 
 CLAIM_FIFO = "claim"  # in the slot: exists once the waiter has imported and waits
-CONNECTION_FILE = "kernel.json"  # in the slot: written when a fresh start claims it
 SLOT_PREFIX = "w-"
 _QUIET = 0.25  # seconds without a start in flight before a refill begins
 _REFILL_RETRY = 5.0  # seconds before a failed refill is tried again
@@ -108,16 +107,16 @@ def can_serve(command: list[str]) -> bool:
     return len(command) >= 3 and command[1] == "-m"
 
 
-def waiter_command(python: str, slot: str) -> list[str]:
-    return [python, "-c", WAITER, os.path.join(slot, CLAIM_FIFO)]
+def waiter_command(python: str) -> list[str]:
+    return [python, "-c", WAITER, f"{KERNEL_DIR}/{CLAIM_FIFO}"]
 
 
 @dataclass(frozen=True)
 class Template:
     """A kind of warm container: one kernelspec's, with one config, on one engine.
 
-    ``spec`` is the container without its slot (command ``[python]``, no runtime-dir
-    label, no name); ``for_slot`` completes it.
+    ``spec`` is the container without its slot (command ``[python]``, no slot mount,
+    no runtime-dir label, no name); ``for_slot`` completes it.
     """
 
     kernelspec: str
@@ -135,7 +134,8 @@ class Template:
     def for_slot(self, slot: str) -> KernelContainerSpec:
         return dataclasses.replace(
             self.spec,
-            command=waiter_command(self.spec.command[0], slot),
+            command=waiter_command(self.spec.command[0]),
+            binds=[*self.spec.binds, f"{slot}:{KERNEL_DIR}:rw"],
             labels={**self.spec.labels, LABEL_RUNTIME_DIR: slot},
             name=f"distrokernels-pool-{os.path.basename(slot)[len(SLOT_PREFIX) :]}",
         )
@@ -154,7 +154,7 @@ class WarmContainer:
     @property
     def ready(self) -> bool:
         """The waiter has imported everything and waits for its claim."""
-        return os.path.exists(self.fifo)
+        return os.path.lexists(self.fifo)
 
     @property
     def gone(self) -> bool:
@@ -165,15 +165,14 @@ class WarmContainer:
         return not self.ready and time.monotonic() - self.created > _READY_TIMEOUT
 
 
-def hand_over(warm: WarmContainer, argv: list[str], cwd: str, env: dict[str, str]) -> bool:
-    """Send the claim; False when no waiter reads it (the container died or was removed)."""
+def hand_over(folder: str, argv: list[str], cwd: str, env: dict[str, str]) -> bool:
+    """Send the claim to the waiter of the slot now at ``folder``; False when no waiter
+    reads it (the container died or was removed). The FIFO is opened only if it is one
+    of this user's, never through a link (runtime.open_fifo)."""
     claim = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
-    try:
-        fd = os.open(warm.fifo, os.O_WRONLY | os.O_NONBLOCK)
-    except OSError as error:
-        if error.errno in (errno.ENXIO, errno.ENOENT):
-            return False
-        raise
+    fd = open_fifo(folder, CLAIM_FIFO)
+    if fd is None:
+        return False
     try:
         os.set_blocking(fd, True)  # a claim may exceed the pipe's atomic size
         os.write(fd, claim)
@@ -182,7 +181,7 @@ def hand_over(warm: WarmContainer, argv: list[str], cwd: str, env: dict[str, str
     finally:
         os.close(fd)
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(warm.fifo)
+            os.unlink(os.path.join(folder, CLAIM_FIFO))
     return True
 
 
@@ -193,9 +192,8 @@ def new_slot(runtime_root: str) -> str:
 
 
 def claimed(slot: str) -> bool:
-    """A slot becomes a kernel's runtime folder (a connection file in it) or, for a
-    restart, a link to the folder the kernel keeps."""
-    return os.path.islink(slot) or os.path.exists(os.path.join(slot, CONNECTION_FILE))
+    """A claimed slot is a link to the kernel's folder, its own folder moved in there."""
+    return os.path.islink(slot)
 
 
 class KernelPool:
@@ -308,7 +306,7 @@ class KernelPool:
             engine = shared_engine(template.engine_url)
             container_id = engine.start_kernel_container(template.for_slot(slot))
         except BaseException:
-            shutil.rmtree(slot, ignore_errors=True)
+            remove_tree(slot)
             raise
         return WarmContainer(container_id, slot)
 
@@ -317,7 +315,7 @@ class KernelPool:
         take its claim); the process waits for these removals at exit."""
         for container in warm:
             if not claimed(container.slot):
-                shutil.rmtree(container.slot, ignore_errors=True)
+                remove_tree(container.slot)
             remove_in_background(engine_url, container.id, log)
 
     # --- inspection and the end ---------------------------------------------------
@@ -376,7 +374,7 @@ class KernelPool:
 def _remove(engine: Engine, warm: WarmContainer) -> None:
     engine.remove_container(warm.id)
     if not claimed(warm.slot):
-        shutil.rmtree(warm.slot, ignore_errors=True)
+        remove_tree(warm.slot)
 
 
 POOL = KernelPool()

@@ -19,23 +19,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import getpass
+import math
 import os
 import re
 import secrets
-import shutil
 import signal
 from collections.abc import Awaitable, Callable, Mapping
-from pathlib import Path
 from typing import Any, TypeVar, cast
 
 import zmq
+from docker.utils import parse_bytes
 from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.manager import KernelManager
 from jupyter_client.multikernelmanager import MultiKernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
-from . import connection, owners, pool
+from . import connection, guards, owners, pool, runtime
 from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .engine import ENGINES, Engine, KernelContainerSpec, engine_url, remote_address
 from .engine.podman import LIMIT_CONTROLLERS
@@ -49,18 +49,19 @@ from .kernel_container import (
     parse_mount,
 )
 from .pool import POOL, Template, WarmContainer
-from .runtime import runtime_root
+from .runtime import KERNEL_CONNECTION_FILE, UnsafePath, runtime_root
 
 _T = TypeVar("_T")
 
-# libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes.
-_MAX_IPC_PATH = 107
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
 _FIRST_HEARTBEAT_WAIT = 0.2  # seconds; grows while a TCP kernel does not answer
 _ENGINE_CHECK_INTERVAL = 0.2  # seconds between asking the engine whether a start failed
 _EXIT_WATCH = 0.08  # seconds of jupyter_client's 0.1 between polls during a shutdown
 _EXIT_WATCH_INTERVAL = 0.005
 MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
+MAX_PIDS_LIMIT = 4_194_304  # the Linux kernel's PID_MAX_LIMIT: no more can ever run
+MIN_MEMORY = 6 * 2**20  # dockerd refuses less ("Minimum memory limit allowed is 6MB")
+MAX_MEMORY = 2**63 - 1  # the engine keeps bytes in an int64
 MAX_POOL_SIZE = 64  # warm containers per kernelspec: each holds tens of MB
 _WARNED_LIMITS: set[tuple[str, str]] = set()  # (engine, kernelspec) told of ignored limits
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
@@ -101,9 +102,11 @@ class DistroProvisioner(KernelProvisionerBase):
         default_value=["LANG", "LANGUAGE", "LC_*", "TZ", "TERM"],
         help="Host variables (glob patterns) that pass into the kernel.",
     ).tag(config=True)
-    run_as_root = Bool(False, help="Run as root in the container instead of the user.").tag(
-        config=True
-    )
+    run_as_root = Bool(
+        False,
+        help="Removed: a kernel always runs as the user who starts it (kept so that an old "
+        "kernel.json that sets it gets a one-line error).",
+    ).tag(config=True)
     cap_add = List(Unicode(), help="Capabilities to add back (all are dropped).").tag(config=True)
     no_new_privileges = Bool(True, help="Forbid setuid and file capabilities.").tag(config=True)
 
@@ -163,20 +166,43 @@ class DistroProvisioner(KernelProvisionerBase):
             )
         return size
 
+    @validate("run_as_root")
+    def _check_run_as_root(self, proposal: Any) -> bool:
+        if proposal["value"]:
+            raise InvalidInput(
+                "run_as_root is no longer supported: a kernel runs as you, so that its "
+                "files are yours and it cannot write what you cannot",
+                "delete run_as_root from kernel.json, or reinstall the kernel",
+            )
+        return False
+
     @validate("cpus")
     def _check_cpus(self, proposal: Any) -> float | None:
         cpus: float | None = proposal["value"]
-        if cpus is not None and cpus <= 0:
-            raise InvalidInput(f"cpus {cpus} must be positive", "pass e.g. --cpus 1.5")
+        host = os.cpu_count() or 1
+        if cpus is None:
+            return cpus
+        if not math.isfinite(cpus) or cpus <= 0:
+            raise InvalidInput(f"cpus {cpus} must be a positive number", "pass e.g. --cpus 1.5")
+        if cpus > host and not remote_address(self.docker_host):
+            raise InvalidInput(
+                f"cpus {cpus:g} is more than this host's {host} CPUs", f"pass at most --cpus {host}"
+            )
         return cpus
 
     @validate("memory")
     def _check_memory(self, proposal: Any) -> str | None:
         memory: str | None = proposal["value"]
-        if memory is not None and not _MEMORY.fullmatch(memory):
+        if memory is None:
+            return memory
+        if not _MEMORY.fullmatch(memory):
             raise InvalidInput(
                 f"memory {memory[:40]!r} is not a size", "pass e.g. --memory 2g or 512m"
             )
+        size = parse_bytes(memory.lower())
+        if not MIN_MEMORY <= size <= MAX_MEMORY:
+            too = "below the engine's minimum of 6m" if size < MIN_MEMORY else "too large"
+            raise InvalidInput(f"memory {memory} is {too}", "pass e.g. --memory 2g or 512m")
         return memory
 
     @validate("pids_limit")
@@ -187,7 +213,19 @@ class DistroProvisioner(KernelProvisionerBase):
                 f"pids_limit {pids_limit} (below {MIN_PIDS_LIMIT}) leaves no room for a kernel",
                 "raise --pids-limit",
             )
+        if pids_limit > MAX_PIDS_LIMIT:
+            raise InvalidInput(
+                f"pids_limit {pids_limit} is more than Linux can ever run ({MAX_PIDS_LIMIT})",
+                "pass e.g. --pids-limit 4096",
+            )
         return pids_limit
+
+    @validate("launch_timeout")
+    def _check_launch_timeout(self, proposal: Any) -> float:
+        timeout: float = proposal["value"]
+        if not math.isfinite(timeout) or timeout <= 0:
+            raise InvalidInput(f"launch_timeout {timeout} must be a positive number", "e.g. 60")
+        return timeout
 
     @validate("cap_add")
     def _check_cap_add(self, proposal: Any) -> list[str]:
@@ -305,16 +343,11 @@ class DistroProvisioner(KernelProvisionerBase):
             or getattr(km, "transport_encryption", "disabled")
         ).lower()
         extra_arguments = kwargs.pop("extra_arguments", [])
-        restart = self.runtime_dir is not None
         self._template = self._pool_template(
             kwargs.get("cwd") or os.getcwd(), kwargs.get("env", os.environ), extra_arguments
         )
         self._warm = POOL.claim(self._template) if self._template else None
-        if self._warm is not None and not restart:
-            self.runtime_dir = self._warm.slot  # fresh and private: the kernel's folder
         self.runtime_dir = self.runtime_dir or self._runtime_dir_for(km.connection_file)
-        if restart:
-            _remove_sockets(self.runtime_dir)  # the dead kernel's: clients wait for new ones
         km.connection_file = os.path.join(self.runtime_dir, "kernel.json")
         if self._encrypts(policy) and km.curve_publickey is None:
             km.curve_publickey, km.curve_secretkey = zmq.curve_keypair()
@@ -323,15 +356,17 @@ class DistroProvisioner(KernelProvisionerBase):
             # a restart keeps the ones it had.
             km.transport = "tcp"
             cmd = connection.wrap_command(
-                self.container_command(extra_arguments), km.connection_file
+                self.container_command(extra_arguments, km.connection_file), km.connection_file
             )
         else:
-            km.transport, km.ip = "ipc", os.path.join(self.runtime_dir, "k")
+            # Jupyter's side of the sockets; the kernel binds them in its own folder
+            # (runtime.KERNEL_DIR), which is this path's io folder on the host.
+            km.transport, km.ip = "ipc", os.path.join(self.runtime_dir, runtime.IO, "k")
             km.write_connection_file(
                 jupyter_session=kwargs.get("env", {}).get("JPY_SESSION_NAME", "")
             )
             self.connection_info = km.get_connection_info()
-            cmd = self.container_command(extra_arguments)
+            cmd = self.container_command(extra_arguments, KERNEL_CONNECTION_FILE)
         collect_orphans_in_background(self.engine_url, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
 
@@ -353,7 +388,6 @@ class DistroProvisioner(KernelProvisionerBase):
             return None
         if os.path.commonpath([root, os.path.abspath(cwd)]) != root:
             return None
-        runtime = str(runtime_root())
         start = KernelStart(
             kernel_id="pool",
             kernelspec=self.km.kernel_name,
@@ -367,21 +401,22 @@ class DistroProvisioner(KernelProvisionerBase):
             owner=owners.current_owner(),
             runtime_dir="",
             kernelspec_env=[],
-            runtime_mount=runtime,
             warm=True,
+            guard=guards.current(),
         )
         return Template(
             kernelspec=self.km.kernel_name,
             engine_url=self.engine_url,
             spec=container_spec(self, start),
-            runtime_root=runtime,
+            runtime_root=str(runtime_root()),
             size=self.pool_size,
         )
 
-    def container_command(self, extra_arguments: list[str]) -> list[str]:
+    def container_command(
+        self, extra_arguments: list[str], connection_file: str = KERNEL_CONNECTION_FILE
+    ) -> list[str]:
         """The in-container command, whatever kernel.json's argv (the host launcher) says."""
         template = list(self.container_argv or self.kernel_spec.argv) + list(extra_arguments)
-        connection_file = self.km.connection_file
         return [arg.replace("{connection_file}", connection_file) for arg in template]
 
     def _encrypts(self, policy: str) -> bool:
@@ -396,18 +431,20 @@ class DistroProvisioner(KernelProvisionerBase):
 
     def _runtime_dir_for(self, connection_file: str) -> str:
         """A restart keeps its folder (the connection file is in it); a start gets a new one."""
-        root = runtime_root()
-        if connection_file and Path(connection_file).parent.parent == root:
-            folder = Path(connection_file).parent
-        else:
-            folder = root / secrets.token_hex(4)
-        folder.mkdir(mode=0o700, exist_ok=True)
-        if len(f"{folder}/k-00000") > _MAX_IPC_PATH:
-            raise KernelStartFailed(
-                f"the runtime folder {folder} is too long for IPC sockets",
-                "set XDG_RUNTIME_DIR to a short path",
-            )
-        return str(folder)
+        folder = os.path.dirname(connection_file)
+        if connection_file and runtime.is_kernel_folder(folder):
+            return folder
+        return runtime.new_kernel_folder()
+
+    def _fresh_io(self, slot: str | None = None) -> None:
+        """The folder this start's container mounts, new (a claimed warm ``slot`` moved in,
+        or an empty one), with the kernel's own copy of the connection file."""
+        if self.uses_tcp:
+            return  # the engine delivers the file; no folder is shared
+        assert self.runtime_dir is not None
+        io = runtime.replace_io(self.runtime_dir, slot)
+        kernel_side = connection.ipc_kernel_side(self.connection_info, runtime.KERNEL_DIR)
+        runtime.write_new(io, "kernel.json", kernel_side)
 
     def container_spec(
         self, cmd: list[str], env: Mapping[str, str], cwd: str
@@ -437,6 +474,7 @@ class DistroProvisioner(KernelProvisionerBase):
                 connection.kernel_side(self.km.get_connection_info()) if self.uses_tcp else None
             ),
             name_suffix=secrets.token_hex(2),
+            guard=None if self.on_remote_engine else guards.current(),
         )
         return container_spec(self, start)
 
@@ -445,7 +483,7 @@ class DistroProvisioner(KernelProvisionerBase):
         """A swarm runs the pushed digest, else the image id: a node never pulls a tag."""
         if self.backend == "swarm":
             return self.pushed_image or self.image_id or self.image
-        return self.image or self.image_id
+        return self.image_id or self.image
 
     @property
     def work_volume_name(self) -> str:
@@ -467,6 +505,7 @@ class DistroProvisioner(KernelProvisionerBase):
         if self._warm is not None and await self._start_warm(spec):
             await self._wait_until(self._sockets_exist, interval=_POLL_INTERVAL)
             return
+        self._fresh_io()
         try:
             if self.on_remote_engine:
                 owner = spec.user
@@ -504,7 +543,14 @@ class DistroProvisioner(KernelProvisionerBase):
         """Hand this start to the claimed warm container; False: it is gone, start cold."""
         warm, self._warm = self._warm, None
         assert warm is not None and self.runtime_dir is not None
-        if not pool.hand_over(warm, spec.command, spec.working_dir, spec.environment):
+        self._fresh_io(warm.slot)
+        io = os.path.join(self.runtime_dir, runtime.IO)
+        try:
+            handed = pool.hand_over(io, spec.command, spec.working_dir, spec.environment)
+        except UnsafePath as error:
+            self.log.warning("distrokernels: warm container %s retired: %s", warm.id[:12], error)
+            handed = False
+        if not handed:
             self.log.info("distrokernels: warm container %s was gone", warm.id[:12])
             POOL.discard(self.engine_url, [warm])
             return False
@@ -513,10 +559,8 @@ class DistroProvisioner(KernelProvisionerBase):
             backend.id = warm.id
 
         await self._on_backend(adopt)
-        if warm.slot != self.runtime_dir:  # a restart keeps its folder: the label links it
-            shutil.rmtree(warm.slot, ignore_errors=True)
-            os.symlink(self.runtime_dir, warm.slot)
-            self._slot_link = warm.slot
+        os.symlink(self.runtime_dir, warm.slot)  # the container's label leads gc to the kernel
+        self._slot_link = warm.slot
         self.log.info("distrokernels: %s started warm (%s)", self.km.kernel_name, warm.id[:12])
         return True
 
@@ -531,10 +575,10 @@ class DistroProvisioner(KernelProvisionerBase):
         return f"run `distrokernels install {self.source or '<base image>'} --replace`"
 
     async def _sockets_exist(self) -> bool:
-        """The five IPC sockets are bound."""
+        """The five IPC sockets are bound (sockets themselves: a link is not followed)."""
         km = self.km
         ports = [km.shell_port, km.iopub_port, km.stdin_port, km.hb_port, km.control_port]
-        return all(os.path.exists(f"{km.ip}-{port}") for port in ports)
+        return all(runtime.is_socket(f"{km.ip}-{port}") for port in ports)
 
     def _answers_over_tcp(self) -> Callable[[], Awaitable[bool]]:
         """Placed, ports published, and the kernel answers a heartbeat."""
@@ -665,7 +709,7 @@ class DistroProvisioner(KernelProvisionerBase):
 
     def _remove_runtime_dir(self) -> None:
         if self.runtime_dir:
-            shutil.rmtree(self.runtime_dir, ignore_errors=True)
+            runtime.remove_tree(self.runtime_dir)
             self.runtime_dir = None
 
     # --- persistence ------------------------------------------------------------------
@@ -684,13 +728,6 @@ class DistroProvisioner(KernelProvisionerBase):
 
         await self._on_backend(adopt)
         self.runtime_dir = provisioner_info.get("runtime_dir")
-
-
-def _remove_sockets(folder: str) -> None:
-    """A dead kernel's IPC socket files, so that a restart's wait sees the new ones."""
-    for socket_file in Path(folder).glob("k-*"):
-        with contextlib.suppress(FileNotFoundError):
-            socket_file.unlink()
 
 
 def _why_stopped(state: KernelState | None) -> tuple[str, str]:

@@ -33,7 +33,10 @@ async def test_default_kernel_runs_unprivileged_with_only_two_writable_mounts(ke
     runtime_dir = kernel.manager.provisioner.runtime_dir
     binds = [m for m in data["Mounts"] if m["Type"] == "bind"]
     assert sorted((m["Source"], m["Destination"], m["RW"]) for m in binds) == sorted(
-        [(runtime_dir, runtime_dir, True), (str(kernel.cwd), str(kernel.cwd), True)]
+        [
+            (f"{runtime_dir}/io", "/run/distrokernels", True),
+            (str(kernel.cwd), str(kernel.cwd), True),
+        ]
     )
     assert not any("docker.sock" in mount["Source"] for mount in data["Mounts"])
     assert not host["Privileged"]
@@ -87,7 +90,7 @@ async def test_each_loosening_option_reaches_the_container(installed_kernel, eng
     result = run_cli(
         "install", BASE, "--name", "dk-test-loose", "--replace",
         "--memory", "256m", "--cpus", "0.5", "--pids-limit", "64", "--cap-add", "CHOWN",
-        "--run-as-root", "--allow-new-privileges", "--network", "none",
+        "--allow-new-privileges", "--network", "none",
         "--mount", f"{shared}:/data",
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -113,9 +116,10 @@ async def test_each_loosening_option_reaches_the_container(installed_kernel, eng
     else:
         assert "cannot apply" in result.stderr and "delegated to you" in result.stderr
     assert host["NetworkMode"] == "none"
-    assert data["Config"]["User"] == "0:0"
+    assert data["Config"]["User"] == f"{os.getuid()}:{os.getgid()}"
     # Read-only unless :rw; CHOWN (bit 0) the only capability; new privileges allowed.
-    assert output.split() == ["0", "mounted", "OSError", f"{1:016x}", "0"]
+    cap = f"{1:016x}" if os.getuid() == 0 else "0" * 16  # a user's process has none to add
+    assert output.split() == [str(os.getuid()), "mounted", "OSError", cap, "0"]
 
 
 @pytest.mark.parametrize(
@@ -126,6 +130,16 @@ async def test_each_loosening_option_reaches_the_container(installed_kernel, eng
         ["--cap-add", "SYS_ADMIN; id"],
         ["--pids-limit", "1"],
         ["--cpus", "-1"],
+        ["--cpus", "nan"],
+        ["--cpus", "inf"],
+        ["--cpus", "1e9"],
+        ["--memory", "1b"],
+        ["--memory", "99999999999g"],
+        ["--pids-limit", "99999999999999"],
+        ["--mount", "/etc:/hostetc:rw"],
+        ["--mount", "/:/host:rw"],
+        ["--name", ""],
+        ["--run-as-root"],
         ["--name", "x" * 300],
         ["--display-name", "y" * 1000],
         ["--display-name", "two\nlines"],
@@ -133,9 +147,16 @@ async def test_each_loosening_option_reaches_the_container(installed_kernel, eng
     ids=lambda args: " ".join(args)[:40],
 )
 def test_unsafe_or_malformed_install_options_are_refused(args):
+    folders = set(kernelspec_folders())
     result = run_cli("install", BASE, *args)
     assert result.returncode == 2, result.stderr
     assert result.stderr.startswith("distrokernels: error:")
+    assert len(result.stderr.strip().splitlines()) == 1  # one line, with its fix
+    assert set(kernelspec_folders()) == folders  # nothing written
+
+
+def kernelspec_folders() -> list[Path]:
+    return list(Path(os.environ["JUPYTER_DATA_DIR"], "kernels").glob("*"))
 
 
 def test_very_long_image_reference_is_refused_without_touching_the_engine():

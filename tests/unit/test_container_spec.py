@@ -44,6 +44,12 @@ def test_mounts_are_read_only_unless_asked(tmp_path):
     assert parse_mount(f"{tmp_path}:/data:rw") == f"{tmp_path}:/data:rw"
 
 
+def test_a_system_folder_is_writable_only_where_the_server_allows_it(monkeypatch):
+    assert parse_mount("/etc:/hostetc") == "/etc:/hostetc:ro"  # reading is the user's call
+    monkeypatch.setenv("DISTROKERNELS_ALLOW_SYSTEM_MOUNTS", "1")
+    assert parse_mount("/etc:/hostetc:rw") == "/etc:/hostetc:rw"
+
+
 @pytest.mark.parametrize(
     "mount",
     [
@@ -54,6 +60,12 @@ def test_mounts_are_read_only_unless_asked(tmp_path):
         "/tmp:/a:/b:/c",
         "/",
         "/run:/host-run:ro",
+        "/etc:/hostetc:rw",  # the host's system folders: never writable from a kernel
+        "/usr/lib:/l:rw",
+        "/proc:/p:rw",
+        "/var/run:/vr:rw",  # a link to /run: judged by where it leads
+        "/tmp:/run/distrokernels",  # the kernel's own folder
+        "/tmp:/run/distrokernels/x:ro",
     ],
 )
 def test_bad_mounts_are_refused(mount):
@@ -80,11 +92,14 @@ def test_a_local_kernel_runs_as_the_user_in_the_notebook_folder_with_nothing_mor
     assert spec.image == "distrokernels/debian-12:abc"
     assert spec.user == "1000:1000"
     assert spec.working_dir == "/home/ada/notebooks"
-    assert spec.binds == [
-        "/home/ada/notebooks:/home/ada/notebooks:rw",
-        "/run/user/1000/distrokernels/ab12:/run/user/1000/distrokernels/ab12:rw",
-        f"{tmp_path}:{tmp_path}:ro",
-    ]
+    assert sorted(spec.binds) == sorted(
+        [
+            "/home/ada/notebooks:/home/ada/notebooks:rw",
+            # its own io folder, at the in-container folder: never the whole runtime root
+            "/run/user/1000/distrokernels/ab12/io:/run/distrokernels:rw",
+            f"{tmp_path}:{tmp_path}:ro",
+        ]
+    )
     assert spec.environment == {
         "LANG": "C.UTF-8", "HOME": "/home/kernel", "TINI_KILL_PROCESS_GROUP": "1",
     }  # fmt: skip
@@ -102,11 +117,11 @@ def test_a_local_kernel_runs_as_the_user_in_the_notebook_folder_with_nothing_mor
 
 def test_loosened_defaults_reach_the_container_and_nothing_else():
     config = DistroProvisioner(
-        image="i", run_as_root=True, cap_add=["CHOWN"], no_new_privileges=False,
+        image="i", cap_add=["CHOWN"], no_new_privileges=False,
         memory="2g", cpus=1.5, pids_limit=64, network_mode="none",
     )  # fmt: skip
     spec = container_spec(config, start())
-    assert spec.user == "0:0" and "uid=0,gid=0" in spec.tmpfs["/home/kernel"]
+    assert spec.user == "1000:1000" and "uid=1000,gid=1000" in spec.tmpfs["/home/kernel"]
     assert (spec.cap_add, spec.security_opt) == (["CHOWN"], [])
     assert (spec.memory, spec.cpus, spec.pids_limit, spec.network_mode) == ("2g", 1.5, 64, "none")
 

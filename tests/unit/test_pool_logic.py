@@ -15,6 +15,7 @@ import pytest
 from distrokernels import pool
 from distrokernels.engine import LABEL_POOL, LABEL_RUNTIME_DIR, KernelContainerSpec
 from distrokernels.pool import KernelPool, Template, WarmContainer
+from distrokernels.runtime import UnsafePath
 
 SPEC = KernelContainerSpec(
     image="distrokernels/debian-12:abc",
@@ -22,7 +23,7 @@ SPEC = KernelContainerSpec(
     user="1000:1000",
     working_dir="/home/u",
     environment={"HOME": "/home/kernel", "LANG": "C.UTF-8"},
-    binds=["/home/u:/home/u:rw", "/run/user/1000/distrokernels:/run/user/1000/distrokernels:rw"],
+    binds=["/home/u:/home/u:rw"],
     labels={LABEL_POOL: "warm", LABEL_RUNTIME_DIR: ""},
 )
 
@@ -38,7 +39,7 @@ def test_the_key_changes_with_anything_that_decides_the_container():
         {"image": "distrokernels/debian-12:def"},
         {"environment": {**SPEC.environment, "LANG": "de_DE.UTF-8"}},
         {"memory": "1g"},
-        {"binds": SPEC.binds[:1]},
+        {"binds": [*SPEC.binds, "/data:/data:ro"]},
         {"user": "1001:1001"},
     ):
         assert template(dataclasses.replace(SPEC, **change)).key != template().key, change
@@ -50,11 +51,21 @@ def test_a_slot_completes_the_container_the_template_describes():
         "/opt/distrokernels/bin/python",
         "-c",
         pool.WAITER,
-        "/run/user/1000/distrokernels/w-0123abcd/claim",
+        "/run/distrokernels/claim",
+    ]
+    # Its own slot, and nothing else of the runtime folder: no other kernel's key.
+    assert spec.binds == [
+        *SPEC.binds,
+        "/run/user/1000/distrokernels/w-0123abcd:/run/distrokernels:rw",
     ]
     assert spec.labels[LABEL_RUNTIME_DIR] == "/run/user/1000/distrokernels/w-0123abcd"
     assert spec.name == "distrokernels-pool-0123abcd"
-    assert dataclasses.replace(spec, command=SPEC.command, labels=SPEC.labels, name=None) == SPEC
+    assert (
+        dataclasses.replace(
+            spec, command=SPEC.command, binds=SPEC.binds, labels=SPEC.labels, name=None
+        )
+        == SPEC
+    )
 
 
 @pytest.mark.parametrize(
@@ -93,7 +104,7 @@ def test_the_claim_reaches_a_waiting_reader_and_the_fifo_is_gone(tmp_path):
     reader = threading.Thread(target=lambda: received.append(Path(warm.fifo).read_text()))
     reader.start()
     env = {"LANG": "C.UTF-8", "X": "y" * 70_000}  # more than a pipe holds at once
-    while not pool.hand_over(warm, ["/py", "-m", "ipykernel_launcher"], "/nb", env):
+    while not pool.hand_over(warm.slot, ["/py", "-m", "ipykernel_launcher"], "/nb", env):
         pass  # the reader opens the FIFO a moment later
     reader.join(10)
     assert json.loads(received[0]) == {
@@ -106,19 +117,36 @@ def test_the_claim_reaches_a_waiting_reader_and_the_fifo_is_gone(tmp_path):
 
 def test_a_claim_nobody_reads_is_refused_at_once(tmp_path):
     warm = WarmContainer("c1", str(tmp_path))
-    assert pool.hand_over(warm, ["/py", "-m", "k"], "/", {}) is False  # no FIFO
+    assert pool.hand_over(warm.slot, ["/py", "-m", "k"], "/", {}) is False  # no FIFO
     os.mkfifo(warm.fifo, 0o600)
-    assert pool.hand_over(warm, ["/py", "-m", "k"], "/", {}) is False  # no reader
+    assert pool.hand_over(warm.slot, ["/py", "-m", "k"], "/", {}) is False  # no reader
+
+
+@pytest.mark.parametrize("planted", ["link to a file", "link to a fifo", "a regular file"])
+def test_a_claim_never_writes_through_what_a_kernel_planted_at_the_fifo(tmp_path, planted):
+    victim = tmp_path / "victim.txt"
+    victim.write_text("mine\n")
+    fifo = tmp_path / "elsewhere.fifo"
+    os.mkfifo(fifo, 0o600)
+    slot = tmp_path / "slot"
+    slot.mkdir()
+    if planted == "a regular file":
+        (slot / pool.CLAIM_FIFO).write_text("")
+    else:
+        (slot / pool.CLAIM_FIFO).symlink_to(victim if planted == "link to a file" else fifo)
+    with pytest.raises(UnsafePath):
+        pool.hand_over(str(slot), ["/py", "-m", "k"], "/", {"X": "y"})
+    assert victim.read_text() == "mine\n"
 
 
 def test_a_slot_tells_whether_its_container_was_claimed(tmp_path):
     slot = tmp_path / "w-1"
     slot.mkdir()
     assert not pool.claimed(str(slot))
-    (slot / pool.CONNECTION_FILE).write_text("{}")  # a fresh start's runtime folder
-    assert pool.claimed(str(slot))
+    (slot / "kernel.json").write_text("{}")  # what a container writes says nothing
+    assert not pool.claimed(str(slot))
     link = tmp_path / "w-2"
-    link.symlink_to(tmp_path / "kept")  # a restart's: linked to the folder it kept
+    link.symlink_to(tmp_path / "kernel")  # claimed: moved into the kernel's folder
     assert pool.claimed(str(link))
 
 

@@ -15,10 +15,20 @@ from distrokernels.errors import InvalidInput
 from distrokernels.provisioner import DistroProvisioner, validate_config
 
 REFUSED = [
-    ({"cpus": -1}, "cpus -1.0 must be positive"),
-    ({"cpus": 0}, "cpus 0.0 must be positive"),
+    ({"cpus": -1}, "cpus -1.0 must be a positive number"),
+    ({"cpus": 0}, "cpus 0.0 must be a positive number"),
+    ({"cpus": float("nan")}, "cpus nan must be a positive number"),
+    ({"cpus": float("inf")}, "cpus inf must be a positive number"),
+    ({"cpus": 1e9}, "cpus 1e+09 is more than this host's"),
     ({"memory": "lots"}, "memory 'lots' is not a size"),
+    ({"memory": "1b"}, "memory 1b is below the engine's minimum of 6m"),
+    ({"memory": "99999999999g"}, "memory 99999999999g is too large"),
     ({"pids_limit": 4}, "pids_limit 4 (below 16) leaves no room"),
+    ({"pids_limit": 99999999999999}, "pids_limit 99999999999999 is more than Linux can ever run"),
+    ({"launch_timeout": float("inf")}, "launch_timeout inf must be a positive number"),
+    ({"run_as_root": True}, "run_as_root is no longer supported"),
+    ({"mounts": ["/etc:/hostetc:rw"]}, "would let the kernel write the host's /etc"),
+    ({"mounts": ["/tmp:/run/distrokernels:rw"]}, "/run/distrokernels is the kernel's own"),
     ({"cap_add": ["CHOWN; rm -rf /"]}, "is not a capability"),
     ({"mounts": ["/run:/host-run"]}, "would hand the kernel the container engine"),
     ({"mounts": ["relative:/x"]}, "needs absolute paths"),
@@ -73,12 +83,10 @@ def test_the_container_runs_container_argv_whatever_argv_says():
     )
     assert provisioner.container_command(["--debug"]) == [
         "/opt/distrokernels/bin/python", "-m", "ipykernel_launcher",
-        "-f", "/tmp/distrokernels-0/ab12/kernel.json", "--debug",
+        "-f", "/run/distrokernels/kernel.json", "--debug",  # its own copy, where it sees it
     ]  # fmt: skip
 
 
 def test_a_kernelspec_from_before_the_launcher_runs_its_argv_in_the_container():
     argv = ["/opt/distrokernels/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
-    assert _provisioner(argv, []).container_command([])[-1] == (
-        "/tmp/distrokernels-0/ab12/kernel.json"
-    )
+    assert _provisioner(argv, []).container_command([])[-1] == "/run/distrokernels/kernel.json"
