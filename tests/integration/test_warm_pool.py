@@ -14,16 +14,13 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-from jupyter_client.multikernelmanager import AsyncMultiKernelManager
-
 from distrokernels.engine import LABEL_POOL, LABEL_RUNTIME_DIR
 from distrokernels.engines import finish_removals
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
 from . import servers
-from .conftest import BASE, execute, run_cli, variant_kernelspec
+from .conftest import BASE, execute, run_cli, variant_kernelspec, warm
 
 CYCLES = 100
 FD_SETTLED = 30  # cycles after which the process's fds no longer grow
@@ -51,51 +48,6 @@ print(json.dumps({
     "uid": [os.getuid(), os.getgid()],
 }))
 """
-
-
-class Server:
-    """A kernel-managing server process's view, in this process: its pool is POOL."""
-
-    def __init__(self, root: Path) -> None:
-        self.manager = AsyncMultiKernelManager()
-        self.manager.root_dir = str(root)  # as jupyter_server's MappingKernelManager has it
-        self.root = root
-
-    async def start(self, kernel_name: str, cwd: Path, **kwargs) -> tuple[str, str, bool]:
-        """(kernel id, container id, whether the container was warm)."""
-        warm = set(POOL.warm_ids(kernel_name))
-        kernel_id = await self.manager.start_kernel(kernel_name=kernel_name, cwd=str(cwd), **kwargs)
-        container = self.manager.get_kernel(kernel_id).provisioner.container_id
-        return kernel_id, container, container in warm
-
-    async def run(self, kernel_id: str, code: str) -> str:
-        client = self.manager.get_kernel(kernel_id).client()
-        client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=60)
-            output, reply = await execute(client, code)
-        finally:
-            client.stop_channels()
-        assert reply["status"] == "ok", output
-        return output
-
-
-async def warm(kernel_name: str, count: int = 1) -> list[str]:
-    await asyncio.to_thread(POOL.wait_until_warm, kernel_name, count)
-    return POOL.warm_ids(kernel_name)
-
-
-@pytest.fixture
-async def server(installed_kernel, tmp_path, engine):
-    notebooks = tmp_path / "notebooks"
-    notebooks.mkdir()
-    server = Server(tmp_path)
-    yield server
-    await server.manager.shutdown_all(now=True)
-    await asyncio.to_thread(POOL.close)
-    await asyncio.to_thread(finish_removals)  # a server removes stopped kernels off-path
-    assert not [c for c in engine.kernel_containers() if LABEL_POOL in c.labels]
-    assert not list(runtime_root().glob("w-*"))
 
 
 async def test_second_start_is_served_from_the_pool_that_the_first_filled_and_list_shows_it(
