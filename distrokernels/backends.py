@@ -23,6 +23,7 @@ from .engine import Engine, KernelContainerSpec, KernelServiceSpec, KernelTask
 _RETRIES = 20  # half a second apart
 _EXIT_REPORT_WAIT = 1.0  # seconds the engine may take to report an exit the host saw
 _EXIT_REPORT_POLL = 0.01
+OUT_OF_MEMORY = "ran out of memory"
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ class ContainerBackend(KernelBackend):
             if not init_exited or not state.running or time.monotonic() > deadline:
                 if state.running and state.pid and not self.address and self._init is None:
                     self._init = (state.pid, owners.process_start_time(state.pid))
-                return KernelState(state.running, state.exit_code)
+                oom = not state.running and state.oom_killed
+                return KernelState(state.running, state.exit_code, OUT_OF_MEMORY if oom else "")
             time.sleep(_EXIT_REPORT_POLL)
 
     def endpoint(self) -> Endpoint | None:

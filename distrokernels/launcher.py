@@ -179,6 +179,8 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
             lambda: interrupts.append(loop.create_task(interrupt())),
         )
         status = await _until_exit_or_stop(manager, bridge, stop)
+        if death := getattr(manager.provisioner, "death", ""):
+            print(f"distrokernels: error: {death}", file=sys.stderr, flush=True)
     finally:
         bridge.close()
         # A start that failed has nothing left: the provisioner removed what it made.

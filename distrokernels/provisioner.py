@@ -36,7 +36,7 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, CaselessStrEnum, Float, Int, List, TraitError, Unicode, validate
 
 from . import connection, guards, owners, pool, runtime
-from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
+from .backends import OUT_OF_MEMORY, ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .engine import ENGINES, Engine, KernelContainerSpec, engine_url, remote_address
 from .engine.podman import LIMIT_CONTROLLERS
 from .engines import collect_orphans_in_background, remove_in_background, shared_engine
@@ -277,6 +277,7 @@ class DistroProvisioner(KernelProvisionerBase):
         return network_mode
 
     runtime_dir: str | None = None
+    death: str = ""  # why the kernel died, when the engine says (an out-of-memory kill)
     _backend: KernelBackend | None = None
     _template: Template | None = None  # this kernel's kind of warm container, if any
     _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
@@ -343,6 +344,7 @@ class DistroProvisioner(KernelProvisionerBase):
             or getattr(km, "transport_encryption", "disabled")
         ).lower()
         extra_arguments = kwargs.pop("extra_arguments", [])
+        self.death = ""
         self._template = self._pool_template(
             kwargs.get("cwd") or os.getcwd(), kwargs.get("env", os.environ), extra_arguments
         )
@@ -613,7 +615,7 @@ class DistroProvisioner(KernelProvisionerBase):
             if loop.time() >= next_check:  # ask the engine, every 0.2 s, how it is doing
                 state = await self._on_backend(lambda backend: backend.state())
                 if state is None or not state.running:
-                    await self._fail_start(*_why_stopped(state))
+                    await self._fail_start(*self._why_stopped(state))
                 next_check = loop.time() + _ENGINE_CHECK_INTERVAL
             if loop.time() > deadline:
                 await self._fail_start(f"was not ready in {self.launch_timeout:.0f} s")
@@ -634,6 +636,17 @@ class DistroProvisioner(KernelProvisionerBase):
             hint or f"if the image is broken, {self._reinstall_hint}",
         )
 
+    def _why_stopped(self, state: KernelState | None) -> tuple[str, str]:
+        """(what happened, what to do: '' for the reinstall hint)."""
+        if state is not None and state.reason == OUT_OF_MEMORY:
+            return (
+                f"{OUT_OF_MEMORY} (limit {self.memory or 'none: the host ran out'})",
+                "free memory in the notebook, or reinstall it with a larger --memory",
+            )
+        if state is not None and state.reason:
+            return state.reason, state.hint
+        return f"exited with code {state and state.exit_code}", ""
+
     # --- life cycle -----------------------------------------------------------------
 
     async def poll(self) -> int | None:
@@ -650,6 +663,10 @@ class DistroProvisioner(KernelProvisionerBase):
             return 1
         if state.running:
             return None
+        if state.reason and not shutting_down and not self.death:
+            what, hint = self._why_stopped(state)
+            self.death = f"the kernel {self.km.kernel_name!r} {what}"
+            self.log.error("distrokernels: %s: %s", self.death, hint)
         if state.exit_code is None:  # shutting down: gone before its engine said how
             return 0 if shutting_down else 1
         return state.exit_code
@@ -728,10 +745,3 @@ class DistroProvisioner(KernelProvisionerBase):
 
         await self._on_backend(adopt)
         self.runtime_dir = provisioner_info.get("runtime_dir")
-
-
-def _why_stopped(state: KernelState | None) -> tuple[str, str]:
-    """(what happened, what to do: '' for the reinstall hint)."""
-    if state is not None and state.reason:
-        return state.reason, state.hint
-    return f"exited with code {state and state.exit_code}", ""

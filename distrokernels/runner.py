@@ -15,8 +15,9 @@ from typing import Any
 
 import nbformat
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, DeadKernelError
 
 from . import images, installer, kernelspecs, pins
 from .distros import OsRelease
@@ -98,6 +99,17 @@ def _ensure_kernel(
     installer.install_kernel(base, images.BuildOptions(), progress, name=name)
 
 
+class _Client(NotebookClient):
+    """nbclient's client, keeping its kernel manager: a dead kernel's cause is asked of
+    its provisioner (an out-of-memory kill)."""
+
+    manager: KernelManager | None = None
+
+    def create_kernel_manager(self) -> KernelManager:
+        self.manager = super().create_kernel_manager()
+        return self.manager
+
+
 def run_notebook(
     path: Path,
     kernel_name: str | None = None,
@@ -126,7 +138,7 @@ def run_notebook(
         _ensure_pinned_kernel(pin, path, install, allow_drift, progress)
     else:
         _ensure_kernel(name, notebook, install, progress)
-    client = NotebookClient(
+    client = _Client(
         notebook,
         kernel_name=name,
         timeout=timeout,
@@ -141,6 +153,13 @@ def run_notebook(
         raise NotebookFailed(
             f"a cell of {path} failed in {name}: {summary}",
             f"the executed notebook, with the traceback, is in {target}",
+        ) from error
+    except DeadKernelError as error:
+        nbformat.write(notebook, target)
+        death = getattr(client.manager.provisioner, "death", "") if client.manager else ""
+        raise NotebookFailed(
+            f"{path}: {death or f'the kernel {name!r} died'}",
+            f"the notebook, executed up to that cell, is in {target}",
         ) from error
     spec = KernelSpecManager().get_kernel_spec(name)
     notebook.metadata["kernelspec"] = {

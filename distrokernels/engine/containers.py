@@ -50,6 +50,7 @@ class ContainerState:
     running: bool
     exit_code: int | None
     pid: int = 0  # the container's init, as the engine's host sees it; 0 when stopped
+    oom_killed: bool = False  # the engine saw its memory limit kill a process of it
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,7 @@ class ContainersMixin(EngineBase):
             running=running,
             exit_code=None if running else state["ExitCode"],
             pid=int(state.get("Pid") or 0),
+            oom_killed=bool(state.get("OOMKilled")),
         )
 
     @engine_errors

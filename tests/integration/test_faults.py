@@ -10,11 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from jupyter_client.ioloop import AsyncIOLoopKernelManager
 from jupyter_client.manager import AsyncKernelManager
 
-from .conftest import BASE, execute, kernel_containers, run_cli
+from .conftest import BASE, applies_limits, execute, kernel_containers, run_cli
 
 pytestmark = pytest.mark.faults
 
@@ -201,3 +202,33 @@ async def test_podman_service_death_leaves_kernels_running_and_the_next_start_re
         its_client.stop_channels()
         await asyncio.wait_for(started.shutdown_kernel(), timeout=30)
         assert kernel_containers(engine, started.kernel_id) == []
+
+
+OOM = "x = b'1' * (600 * 2**20)"  # pages written: ten times the kernel's limit
+
+
+async def test_an_out_of_memory_kill_is_reported_as_such_to_jupyter_and_to_run(
+    installed_kernel, engine, tmp_path
+):
+    if not applies_limits(engine, "memory"):
+        pytest.skip("no memory cgroup controller delegated to rootless Podman on this machine")
+    install = run_cli("install", BASE, "--name", "dk-test-oom", "--memory", "64m", "--replace")
+    assert install.returncode == 0, install.stderr
+    book = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(OOM)])
+    book.metadata["kernelspec"] = {"name": "dk-test-oom", "display_name": "o", "language": "python"}
+    nbformat.write(book, tmp_path / "oom.ipynb")
+    manager = AsyncKernelManager(kernel_name="dk-test-oom")
+    try:
+        await manager.start_kernel(cwd=str(tmp_path))
+        client = await ready_client(manager)
+        client.execute(OOM)
+        assert await until(manager.provisioner.poll, timeout=120) == 137
+        client.stop_channels()
+        death = manager.provisioner.death
+        await manager.shutdown_kernel(now=True)
+        result = run_cli("run", str(tmp_path / "oom.ipynb"))
+    finally:
+        run_cli("remove", "dk-test-oom")
+    assert death == "the kernel 'dk-test-oom' ran out of memory (limit 64m)"
+    assert result.returncode == 11, result.stderr
+    assert f"oom.ipynb: {death}" in result.stderr.strip().splitlines()[-1]
