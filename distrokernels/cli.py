@@ -347,8 +347,11 @@ def cmd_remove(args: argparse.Namespace) -> int:
     folder = kernelspecs.remove(args.name)
     _say(f"removed kernelspec {args.name!r} from {folder}")
     with contextlib.suppress(EngineUnavailable):  # no engine, no warm container either
-        if dropped := pool.drop_kernelspecs(Engine.connect(kernel.engine_url), {args.name}):
+        engine = Engine.connect(kernel.engine_url)
+        if dropped := pool.drop_kernelspecs(engine, {args.name}):
             _say(f"removed {dropped} warm container(s) of {args.name!r}")
+        if not args.image:
+            references.drop(engine, args.name)  # its image is then gc --images' to judge
     if args.image:
         engine = Engine.connect(kernel.engine_url)
         mine = _kernels_by_engine().get(kernel.engine_url, [])

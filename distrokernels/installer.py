@@ -111,8 +111,8 @@ def install_kernel(
     if sharing:
         note(
             progress,
-            f"{len(sharing)} other kernel(s) use this image and now run the rebuilt one: "
-            + ", ".join(sharing),
+            f"{len(sharing)} other kernel(s) keep running the build they were installed "
+            "with (reinstall them to move): " + ", ".join(sharing),
         )
     phase(progress, f"writing the kernelspec {name}")
     folder = kernelspecs.install(
@@ -130,7 +130,7 @@ def install_kernel(
         replace=replace,
     )
     # Warm containers of what this replaced are stale: a server then starts cold, once.
-    pool.drop_kernelspecs(engine, {name, *sharing})
+    pool.drop_kernelspecs(engine, {name})
     # This kernelspec's reference, and those of kernelspecs from before references.
     references.reconcile(
         engine, [k for k in kernelspecs.installed_kernels() if k.engine_url == url]
@@ -148,7 +148,8 @@ def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: image
 
 
 def _sharing(tag: str, name: str, url: str) -> list[str]:
-    """The other kernelspecs naming the same content: a rebuild replaces what they run."""
+    """The other kernelspecs naming the same content: a rebuild does not change what
+    they run (their image id)."""
     return [
         kernel.name
         for kernel in kernelspecs.installed_kernels()

@@ -182,6 +182,11 @@ class InstalledKernel:
         return str(self.config.get("image") or self.config.get("image_id", ""))
 
     @property
+    def image_id(self) -> str:
+        """The image the kernel runs on a local or remote engine: this exact build."""
+        return str(self.config.get("image_id", ""))
+
+    @property
     def docker_host(self) -> str:
         """The engine the kernel runs on; '' for the default one."""
         return str(self.config.get("docker_host", ""))

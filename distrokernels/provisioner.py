@@ -525,7 +525,8 @@ class DistroProvisioner(KernelProvisionerBase):
             if not isinstance(error, ImageNotFound):
                 raise
             raise KernelStartFailed(
-                f"the image of this kernel is gone ({self.image})", self._reinstall_hint
+                f"the image of this kernel is gone ({self.image_reference[:19]}, {self.image})",
+                self._reinstall_hint,
             ) from error
         if self.uses_tcp:
             await self._wait_until(self._answers_over_tcp(), interval=0.05)

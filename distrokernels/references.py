@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .engine import LABEL, Engine
+from .images import REPOSITORY
 from .kernelspecs import InstalledKernel
 
 REF_REPOSITORY = "distrokernels-ref"
@@ -86,17 +87,29 @@ def users_of(engine: Engine, image: dict[str, Any]) -> ImageUsers:
     return ImageUsers(mine, len(references) - len(mine), engine.containers_using(image["Id"]))
 
 
+def kernel_image(engine: Engine, kernel: InstalledKernel) -> dict[str, Any] | None:
+    """The image ``kernel`` runs: its recorded id (kernelspecs from before ids were
+    recorded: its tag), and only if distrokernels built it."""
+    image = engine.find_image(kernel.image_id or kernel.image)
+    return image if image is not None and built_here(image) else None
+
+
+def built_here(image: dict[str, Any]) -> bool:
+    """An image distrokernels built (its label): the only kind it tags or deletes."""
+    return _KERNEL_IMAGES in ((image.get("Config") or {}).get("Labels") or {})
+
+
 def reconcile(engine: Engine, kernels: list[InstalledKernel]) -> dict[str, bool]:
-    """Each of ``kernels`` (this user's, on ``engine``) holds a reference to the image its
-    tag names now; returns which kernels' images are there. References of kernelspecs
-    this process does not see are left alone: they may live on another Jupyter path
-    (another virtualenv's --sys-prefix)."""
+    """Each of ``kernels`` (this user's, on ``engine``) holds a reference to the image it
+    runs; returns which kernels' images are there. References of kernelspecs this
+    process does not see are left alone: they may live on another Jupyter path (another
+    virtualenv's --sys-prefix)."""
     built = {}
     for kernel in kernels:
-        image = engine.find_image(kernel.image)
+        image = kernel_image(engine, kernel)
         built[kernel.name] = image is not None
         if image is not None and reference(kernel.name) not in _tags(image):
-            engine.tag_image(image["Id"], reference(kernel.name))  # moves it, after a rebuild
+            engine.tag_image(image["Id"], reference(kernel.name))  # moves it, after a reinstall
     return built
 
 
@@ -110,10 +123,11 @@ class Released:
 def release(engine: Engine, removed: InstalledKernel, kernels: list[InstalledKernel]) -> Released:
     """After ``removed``'s kernelspec is gone: drop its reference, and delete its image
     only if nobody else uses it. ``kernels``: this user's kernelspecs on ``engine``."""
-    image = engine.find_image(reference(removed.name)) or engine.find_image(removed.image)
+    held = engine.find_image(reference(removed.name))
+    image = held if held is not None and built_here(held) else kernel_image(engine, removed)
     reconcile(engine, kernels)
-    engine.remove_image(reference(removed.name))
-    if image is None:
+    drop(engine, removed.name)
+    if image is None:  # gone, or not distrokernels': never deleted
         return Released(removed.image, False)
     image = engine.find_image(image["Id"])
     if image is None:  # that reference was the image's last tag
@@ -122,8 +136,14 @@ def release(engine: Engine, removed: InstalledKernel, kernels: list[InstalledKer
     if users.anyone:
         return Released(removed.image, False, users)
     for tag in _tags(image):
-        engine.remove_image(tag)  # the last tag takes the image with it
+        if tag.startswith(f"{REPOSITORY}/"):
+            engine.remove_image(tag)  # the last tag takes the image with it
     return Released(removed.image, engine.find_image(image["Id"]) is None)
+
+
+def drop(engine: Engine, kernelspec_name: str) -> None:
+    """Drop a removed kernelspec's reference (its image stays for `gc --images`)."""
+    engine.remove_image(reference(kernelspec_name))
 
 
 @dataclass

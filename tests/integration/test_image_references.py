@@ -5,6 +5,9 @@ by several on a shared engine) name one tag. Each kernelspec holds a reference t
 its own; an image goes only when no reference and no container uses it.
 """
 
+import json
+from pathlib import Path
+
 import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
@@ -21,6 +24,14 @@ def install(name: str, *options: str, base: str = BASE) -> str:
     result = run_cli("install", base, "--name", name, "--replace", *EXTRAS, *options)
     assert result.returncode == 0, result.stderr
     return result.stderr
+
+
+def image_id(name: str) -> str:
+    return (
+        KernelSpecManager()
+        .get_kernel_spec(name)
+        .metadata["kernel_provisioner"]["config"]["image_id"]
+    )
 
 
 def image_tag(name: str) -> str:
@@ -90,15 +101,53 @@ async def test_a_running_kernels_image_is_never_removed_and_gc_images_takes_it_a
     assert "would remove" not in again.stdout
 
 
-def test_rebuild_names_the_other_kernels_that_now_run_the_rebuilt_image(suite_kernels):
+async def test_a_rebuild_does_not_change_what_another_kernelspec_runs(
+    suite_kernels, engine, tmp_path
+):
     # A rebuild ignores every cache, the dependency layer's too: on Debian 13, so that the
     # Debian 12 kernels of the other tests keep sharing one dependency layer.
     install("dk-ref-one", base=REBUILT)
     install("dk-ref-two", base=REBUILT)
+    before = image_id("dk-ref-two")
     rebuilt = install("dk-ref-one", "--rebuild", base=REBUILT)
-    assert "1 other kernel(s) use this image and now run the rebuilt one: dk-ref-two" in rebuilt
+    assert "1 other kernel(s) keep running the build they were installed with" in rebuilt
+    assert image_id("dk-ref-one") != before and image_tag("dk-ref-one") == image_tag("dk-ref-two")
+    assert engine.find_image(reference("dk-ref-two"))["Id"] == before  # its reference holds it
+    _, _, container = await run_in_new_kernel("dk-ref-two", tmp_path, "pass")
+    assert container["Image"] == before  # by id: not the tag the rebuild moved
     for name in ("dk-ref-one", "dk-ref-two"):
         assert run_cli("remove", name, "--image").returncode == 0
+    assert engine.find_image(before) is None
+
+
+@pytest.mark.security
+def test_remove_image_of_a_kernelspec_edited_to_a_foreign_image_deletes_nothing(base_image, engine):
+    install("dk-ref-foreign")
+    base_id = engine.find_image(BASE)["Id"]
+    engine.tag_image(base_id, "mal-victim:one")
+    engine.tag_image(base_id, "mal-victim:other-users-tag")
+    kernel_json = Path(KernelSpecManager().get_kernel_spec("dk-ref-foreign").resource_dir)
+    spec = json.loads((kernel_json / "kernel.json").read_text())
+    config = spec["metadata"]["kernel_provisioner"]["config"]
+    config["image"], config["image_id"] = "mal-victim:one", ""
+    (kernel_json / "kernel.json").write_text(json.dumps(spec))
+    try:
+        assert run_cli("list").returncode == 0  # puts no reference on a foreign image
+        assert reference("dk-ref-foreign") not in engine.find_image(base_id)["RepoTags"]
+        removed = run_cli("remove", "dk-ref-foreign", "--image")
+        assert removed.returncode == 0, removed.stderr
+        tags = engine.find_image(base_id)["RepoTags"]
+        assert {"mal-victim:one", "mal-victim:other-users-tag", BASE} <= set(tags)
+    finally:
+        engine.remove_image("mal-victim:one")
+        engine.remove_image("mal-victim:other-users-tag")
+
+
+def test_remove_drops_the_kernelspecs_reference(base_image, engine):
+    install("dk-ref-dropped")
+    assert engine.find_image(reference("dk-ref-dropped")) is not None
+    assert run_cli("remove", "dk-ref-dropped").returncode == 0
+    assert engine.find_image(reference("dk-ref-dropped")) is None
 
 
 def test_kernelspecs_from_before_references_gain_theirs_on_list(installed_kernel, engine):
