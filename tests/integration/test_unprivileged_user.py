@@ -5,9 +5,12 @@ creates an unprivileged user and proves engine access, the cache-hit install, th
 kernel's uid and the ownership of what it writes, all as that user.
 """
 
+import shutil
 import signal
 import subprocess
 import textwrap
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 
@@ -115,6 +118,49 @@ def test_one_users_remove_cannot_break_another_users_kernel(user_env):
     assert removed.returncode == 0, removed.stderr
     assert "kept image" in removed.stderr and "references of other users" in removed.stderr
     assert_kernel_runs_as_user(second, work, "distro-debian-12")
+
+
+@pytest.mark.security
+def test_concurrent_installs_of_one_request_and_one_users_remove_image_break_nobody(user_env):
+    """Two users build one request at the same moment (two images, one tag); the second
+    removes theirs with its image: the first's kernel runs the image it recorded."""
+    first, work = user_env
+    second, _ = make_user(SECOND_USER, docker_group=True)
+    install = ("distrokernels", "install", BASE, "--name", "dk-race", "--pip", "six")
+    install += ("--rebuild", "--replace", "--no-pull")
+    with ThreadPoolExecutor(2) as both:
+        results = list(both.map(lambda account: as_user(account, *install), (first, second)))
+    for result in results:
+        assert result.returncode == 0, result.stderr
+    removed = as_user(second, "distrokernels", "remove", "dk-race", "--image")
+    assert removed.returncode == 0, removed.stderr
+    try:
+        assert_kernel_runs_as_user(first, work, "dk-race")
+    finally:
+        as_user(first, "distrokernels", "remove", "dk-race", "--image")
+
+
+@pytest.mark.security
+def test_a_runtime_folder_another_user_made_first_does_not_stop_the_users_kernels(user_env):
+    account, work = user_env
+    squatted = Path(f"/tmp/distrokernels-{account.pw_uid}")
+    shutil.rmtree(squatted, ignore_errors=True)
+    squatted.mkdir(mode=0o700)  # root's, as another user would make it before them
+    no_session = {"XDG_RUNTIME_DIR": ""}  # no login session: the /tmp fallback
+    try:
+        install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull",
+                          env=no_session)  # fmt: skip
+        assert install.returncode == 0, install.stderr
+        assert f"{squatted} is not yours (uid 0 made it); your kernels use {squatted}-" in (
+            install.stderr
+        )
+        assert_kernel_runs_as_user(account, work, "distro-debian-12", env=no_session)
+        fallbacks = list(Path("/tmp").glob(f"{squatted.name}-*"))
+        assert len(fallbacks) == 1 and fallbacks[0].stat().st_uid == account.pw_uid
+    finally:
+        shutil.rmtree(squatted, ignore_errors=True)
+        for fallback in Path("/tmp").glob(f"{squatted.name}-*"):
+            shutil.rmtree(fallback, ignore_errors=True)
 
 
 def test_users_warm_kernels_are_their_own(user_env, engine, installed_kernel, tmp_path):

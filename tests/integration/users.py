@@ -127,10 +127,15 @@ def as_user(
 
 
 def assert_kernel_runs_as_user(
-    account, work: Path, kernel_name: str, script: str = SCRIPT, tail: tuple[str, ...] = ()
+    account,
+    work: Path,
+    kernel_name: str,
+    script: str = SCRIPT,
+    tail: tuple[str, ...] = (),
+    env: dict | None = None,
 ) -> None:
     (work / "owned.txt").unlink(missing_ok=True)
-    run = as_user(account, "python", "-c", script, kernel_name, str(work))
+    run = as_user(account, "python", "-c", script, kernel_name, str(work), env=env)
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["UID", str(account.pw_uid), str(work), *tail]
     made = (work / "owned.txt").stat()
