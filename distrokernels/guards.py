@@ -12,10 +12,11 @@ entries are what runs code for the user on the host (``~/.bashrc``, ``~/.profile
 So inside any writable mount that holds the home folder, the home folder itself is
 read-only (nothing new can be created at its top: no ``~/.bash_profile`` that was not
 there), and each of its entries that does not start with a dot (``~/notebooks``,
-``~/data.csv``) is mounted writable again. Dot-entries stay read-only. Jupyter's data,
-configuration and runtime folders and the environment the host process runs from are
-read-only wherever a writable mount holds them, and a writable mount inside any of them
-becomes read-only. ``guard_binds`` decides this as data, from a ``HostGuard`` read once
+``~/data.csv``) is mounted writable again, except ``~/bin`` (on the user's PATH).
+Dot-entries stay read-only. Jupyter's data, configuration and runtime folders, the
+environment the host process runs from and the one the kernelspec's launcher runs from
+are read-only wherever a writable mount holds them, and a writable mount inside any of
+them becomes read-only. ``guard_binds`` decides this as data, from a ``HostGuard`` read once
 per start; the pool's key includes it, so a new entry in the home folder gets a new
 warm container.
 """
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from jupyter_core.paths import jupyter_config_path, jupyter_path, jupyter_runtime_dir
 
 _BIND_UNSAFE = (":", ",")  # a Binds entry is SRC:DST:MODE: such names cannot be entries
+_RUN_BY_THE_HOST = {"bin"}  # ~/bin is on PATH (Debian's ~/.profile): never writable
 
 
 @dataclass(frozen=True)
@@ -41,10 +43,13 @@ class HostGuard:
     read_only: tuple[str, ...]  # Jupyter's folders and the host environment's prefix
 
 
-def current() -> HostGuard:
-    """This user's home folder and Jupyter folders, as they are now."""
+def current(interpreter: str = "") -> HostGuard:
+    """This user's home folder and Jupyter folders, as they are now; ``interpreter``:
+    the kernelspec's launcher (argv[0]), whose environment is guarded too."""
     home = os.path.realpath(os.path.expanduser("~"))
     paths = {*jupyter_path(), *jupyter_config_path(), jupyter_runtime_dir(), sys.prefix}
+    if os.path.isabs(interpreter):  # ENV/bin/python: ENV
+        paths.add(os.path.dirname(os.path.dirname(interpreter)))
     read_only = sorted(
         {os.path.realpath(path) for path in paths if os.path.isdir(path)} - {home, "/"}
     )
@@ -58,7 +63,9 @@ def _writable_entries(home: str) -> tuple[str, ...]:
         return ()
     writable = []
     for entry in entries:
-        if entry.name.startswith(".") or any(c in entry.name for c in _BIND_UNSAFE):
+        if entry.name.startswith(".") or entry.name in _RUN_BY_THE_HOST:
+            continue
+        if any(c in entry.name for c in _BIND_UNSAFE):
             continue
         try:
             mode = entry.stat(follow_symlinks=False).st_mode

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from . import connection
 from .engine import (
+    DOCKERD_SOCKETS,
     LABEL_KERNEL_ID,
     LABEL_KERNELSPEC,
     LABEL_OWNER,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:  # the provisioner calls in here: its traits are the config
 HOME = "/home/kernel"
 REMOTE_WORKDIR = "/work"
 DEFAULT_PIDS_LIMIT = 1024  # processes: room for a kernel, its helpers and subprocesses
-_ENGINE_SOCKETS = {"/var/run/docker.sock", "/run/docker.sock"}
 # The host's own folders: a kernel may read them if mounted, never write them, unless the
 # environment of the process that starts kernels (a server's, not a kernelspec) allows it.
 SYSTEM_PATHS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sys", "/usr", "/var")
@@ -185,5 +185,5 @@ def exposes_engine(path: str) -> bool:
     prefix = real.rstrip("/") + "/"
     return any(
         socket == real or os.path.realpath(socket).startswith(prefix)
-        for socket in (*_ENGINE_SOCKETS, podman.user_socket())
+        for socket in (*DOCKERD_SOCKETS, podman.user_socket())
     )

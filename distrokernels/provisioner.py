@@ -66,6 +66,7 @@ MAX_POOL_SIZE = 64  # warm containers per kernelspec: each holds tens of MB
 _WARNED_LIMITS: set[tuple[str, str]] = set()  # (engine, kernelspec) told of ignored limits
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
 _CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
+_VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # Docker's volume names
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
 
 
@@ -226,6 +227,16 @@ class DistroProvisioner(KernelProvisionerBase):
         if not math.isfinite(timeout) or timeout <= 0:
             raise InvalidInput(f"launch_timeout {timeout} must be a positive number", "e.g. 60")
         return timeout
+
+    @validate("work_volume")
+    def _check_work_volume(self, proposal: Any) -> str:
+        name: str = proposal["value"]
+        if name and not _VOLUME.fullmatch(name):
+            raise InvalidInput(
+                f"work_volume {name[:40]!r} is not a volume name",
+                "use letters, digits, '_', '.' and '-', e.g. distrokernels-work-ada",
+            )
+        return name
 
     @validate("cap_add")
     def _check_cap_add(self, proposal: Any) -> list[str]:
@@ -404,7 +415,7 @@ class DistroProvisioner(KernelProvisionerBase):
             runtime_dir="",
             kernelspec_env=[],
             warm=True,
-            guard=guards.current(),
+            guard=guards.current(self._launcher_interpreter),
         )
         return Template(
             kernelspec=self.km.kernel_name,
@@ -420,6 +431,11 @@ class DistroProvisioner(KernelProvisionerBase):
         """The in-container command, whatever kernel.json's argv (the host launcher) says."""
         template = list(self.container_argv or self.kernel_spec.argv) + list(extra_arguments)
         return [arg.replace("{connection_file}", connection_file) for arg in template]
+
+    @property
+    def _launcher_interpreter(self) -> str:
+        """kernel.json's argv[0]: the host Python that clients without provisioners run."""
+        return self.kernel_spec.argv[0] if self.kernel_spec and self.kernel_spec.argv else ""
 
     def _encrypts(self, policy: str) -> bool:
         """TCP: always when the kernel can (else opt in to plaintext). IPC in the private
@@ -476,7 +492,7 @@ class DistroProvisioner(KernelProvisionerBase):
                 connection.kernel_side(self.km.get_connection_info()) if self.uses_tcp else None
             ),
             name_suffix=secrets.token_hex(2),
-            guard=None if self.on_remote_engine else guards.current(),
+            guard=None if self.on_remote_engine else guards.current(self._launcher_interpreter),
         )
         return container_spec(self, start)
 

@@ -9,6 +9,7 @@ Rootless Podman is the same Engine on the user's own socket; what differs about 
 (finding and starting it, keep-id, its limits and names) is ``podman``'s.
 """
 
+from ._base import DOCKERD_SOCKETS
 from .client import ENGINES, Engine, choose_engine, engine_url, remote_address
 from .containers import ContainerState, KernelContainer, KernelContainerSpec, container_ports
 from .labels import (
@@ -24,6 +25,7 @@ from .labels import (
 from .services import KernelServiceSpec, KernelTask, task_ports
 
 __all__ = [
+    "DOCKERD_SOCKETS",
     "ENGINES",
     "LABEL",
     "LABEL_KERNELSPEC",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -17,6 +19,9 @@ from .podman import LIBPOD_INFO, PodmanHost, ensure_service, is_user_url
 NOT_FOUND = 404
 CONFLICT = 409  # e.g. removing the last tag of an image a container uses
 NOT_A_MANAGER = 503  # swarm calls on an engine that manages no swarm
+DOCKER_SOCKET = "/var/run/docker.sock"  # dockerd's, where docker-py looks by default
+DEFAULT_URL = f"unix://{DOCKER_SOCKET}"
+DOCKERD_SOCKETS = {DOCKER_SOCKET, "/run/docker.sock"}
 
 
 class EngineBase:
@@ -70,18 +75,37 @@ def engine_errors(method: _F) -> _F:
                     ensure_service(engine.url)
                 return method(*args, **kwargs)
         except requests.exceptions.ConnectionError as error:
-            raise _unavailable(error) from error
+            raise _unavailable(error, _url(args)) from error
         except docker.errors.DockerException as error:
             if "Error while fetching server API version" not in str(error):
                 raise
-            raise _unavailable(error) from error
+            raise _unavailable(error, _url(args)) from error
 
     return wrapper  # type: ignore[return-value]
 
 
-def _unavailable(error: Exception) -> EngineUnavailable:
+def _url(args: tuple[Any, ...]) -> str:
+    """The engine URL a call was for: its connection's, or Engine.connect's argument,
+    else the environment's."""
+    if args and isinstance(args[0], EngineBase):
+        url = args[0].url
+    else:
+        url = args[1] if len(args) > 1 and isinstance(args[1], str) else ""
+    return url or os.environ.get("DOCKER_HOST", "") or DEFAULT_URL
+
+
+def _unavailable(error: Exception, url: str) -> EngineUnavailable:
     text = str(error)
+    path = url.removeprefix("unix://") if url.startswith("unix://") else ""
+    if path and os.path.exists(path) and not stat.S_ISSOCK(os.stat(path).st_mode):
+        return EngineUnavailable(
+            f"{path} is not an engine's socket", "point --docker-host or DOCKER_HOST at one"
+        )
     if "Permission denied" in text or "PermissionError" in text:
+        if path and os.path.realpath(path) not in DOCKERD_SOCKETS:
+            return EngineUnavailable(
+                f"permission denied on {path}", "use an engine socket that is yours to use"
+            )
         return EngineUnavailable(
             "permission denied on the Docker engine's socket",
             "add your user to the 'docker' group (sudo usermod -aG docker $USER) and log in again",

@@ -11,7 +11,7 @@ import docker
 
 from .. import owners
 from . import podman
-from ._base import engine_errors
+from ._base import DOCKER_SOCKET, engine_errors
 from .containers import ContainersMixin, KernelContainer
 from .images import ImagesMixin
 from .labels import LABEL_OWNER, LABEL_RUNTIME_DIR
@@ -80,7 +80,6 @@ def remove_runtime_dir(path: str) -> None:
 
 
 ENGINES = ("docker", "podman")
-DOCKER_SOCKET = "/var/run/docker.sock"
 
 
 def choose_engine(requested: str, docker_host: str = "") -> str:

@@ -143,6 +143,7 @@ PROTECTED = [
     ".bash_profile",  # not there: must not be created either
     ".profile",
     ".ssh/authorized_keys",
+    "bin/ls",  # ~/bin is on PATH: not a notebook's to write
     ".config/autostart/evil.desktop",
     ".jupyter/jupyter_server_config.py",
     ".ipython/profile_default/startup/00-evil.py",

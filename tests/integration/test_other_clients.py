@@ -313,12 +313,30 @@ def test_jupyter_client_6_starts_interrupts_restarts_and_shuts_down_a_distro_ker
     assert wait_until(lambda: {c.id for c in engine.kernel_containers()} <= before, GONE_WITHIN)
 
 
+# kernel.json's change, the install options that would ask for the same (none: no
+# option asks for it any more), and the one line both give.
 HAND_EDITS = {
-    "cpus": ({"cpus": -1}, "cpus -1.0 must be positive"),
+    "cpus": ({"cpus": -1}, ["--cpus", "-1"], "cpus -1.0 must be a positive number"),
+    "cpus-nan": ({"cpus": float("nan")}, ["--cpus", "nan"], "cpus nan must be a positive"),
+    "cpus-more-than-host": ({"cpus": 1e9}, ["--cpus", "1e9"], "is more than this host's"),
+    "memory-huge": ({"memory": "99999999999g"}, ["--memory", "99999999999g"], "is too large"),
+    "memory-tiny": ({"memory": "1b"}, ["--memory", "1b"], "below the engine's minimum"),
+    "pids": (
+        {"pids_limit": 99999999999999},
+        ["--pids-limit", "99999999999999"],
+        "is more than Linux can ever run",
+    ),
     "engine-socket": (
         {"mounts": ["/var/run:/host-run"]},
+        ["--mount", "/var/run:/host-run"],
         "would hand the kernel the container engine",
     ),
+    "system-folder-writable": (
+        {"mounts": ["/etc:/hostetc:rw"]},
+        ["--mount", "/etc:/hostetc:rw"],
+        "would let the kernel write the host's /etc",
+    ),
+    "run-as-root": ({"run_as_root": True}, [], "run_as_root is no longer supported"),
 }
 
 
@@ -326,7 +344,7 @@ HAND_EDITS = {
 async def test_a_hand_edited_kernelspec_is_refused_on_both_paths_with_the_cli_message(
     edit, installed_kernel, launch, engine, tmp_path
 ):
-    change, message = HAND_EDITS[edit]
+    change, options, message = HAND_EDITS[edit]
 
     def hand_edit(spec):
         spec["metadata"]["kernel_provisioner"]["config"].update(change)
@@ -338,13 +356,15 @@ async def test_a_hand_edited_kernelspec_is_refused_on_both_paths_with_the_cli_me
     assert kernel.process.wait(timeout=30) == 2
     stderr = kernel.process.stderr.read()
     assert stderr.count("\n") == 1 and message in stderr, stderr
+    if not options:
+        return
     cli = subprocess.run(
         [sys.executable, "-m", "distrokernels", "install", "debian:bookworm", "--name", "x",
-         *(["--cpus", "-1"] if edit == "cpus" else ["--mount", "/var/run:/host-run"])],
+         *options],
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert cli.returncode == 2
-    assert message in cli.stderr
+    assert message in cli.stderr and cli.stderr.count("\n") == 1
 
 
 def test_the_launcher_fails_in_one_line_when_its_image_or_engine_is_gone(

@@ -27,7 +27,13 @@ from .users import (
 
 USER = "dk-podman"
 SUITE = Path("/tmp/dk-podman-suite")  # a copy of the tests the user can read
-CORE_SUITES = ["test_kernel_lifecycle.py", "test_security.py", "test_faults.py", "test_gc.py"]
+CORE_SUITES = [
+    "test_kernel_lifecycle.py",
+    "test_security.py",
+    "test_isolation.py",
+    "test_faults.py",
+    "test_gc.py",
+]
 
 
 @pytest.fixture(scope="module")

@@ -57,13 +57,16 @@ def test_read_only_mounts_and_volumes_are_not_touched():
 
 def test_the_guard_of_this_host_lists_entries_without_dots_or_links(tmp_path, monkeypatch):
     (tmp_path / "notebooks").mkdir()
+    (tmp_path / "bin").mkdir()  # on PATH: never writable
     (tmp_path / ".ssh").mkdir()
     (tmp_path / "notes.txt").write_text("")
     os.symlink("/etc", tmp_path / "etc-link")
     (tmp_path / "odd:name").mkdir()
     monkeypatch.setenv("HOME", str(tmp_path))
     os.makedirs(os.environ["JUPYTER_DATA_DIR"], exist_ok=True)
-    guard = current()
+    (tmp_path / "launcher-env" / "bin").mkdir(parents=True)
+    guard = current(str(tmp_path / "launcher-env" / "bin" / "python"))
     assert guard.home == str(tmp_path.resolve())
-    assert guard.home_entries == ("notebooks", "notes.txt")
+    assert guard.home_entries == ("launcher-env", "notebooks", "notes.txt")
     assert os.path.realpath(os.environ["JUPYTER_DATA_DIR"]) in guard.read_only
+    assert str((tmp_path / "launcher-env").resolve()) in guard.read_only

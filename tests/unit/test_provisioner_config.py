@@ -27,6 +27,7 @@ REFUSED = [
     ({"pids_limit": 99999999999999}, "pids_limit 99999999999999 is more than Linux can ever run"),
     ({"launch_timeout": float("inf")}, "launch_timeout inf must be a positive number"),
     ({"run_as_root": True}, "run_as_root is no longer supported"),
+    ({"work_volume": "../x"}, "work_volume '../x' is not a volume name"),
     ({"mounts": ["/etc:/hostetc:rw"]}, "would let the kernel write the host's /etc"),
     ({"mounts": ["/tmp:/run/distrokernels:rw"]}, "/run/distrokernels is the kernel's own"),
     ({"cap_add": ["CHOWN; rm -rf /"]}, "is not a capability"),
