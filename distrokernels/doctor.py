@@ -19,8 +19,6 @@ from . import images, kernelspecs, locks, runtime, usage
 from .engine import Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 
-_IPC_PATH_LIMIT = 107  # libzmq keeps IPC paths in a sockaddr_un
-_IPC_SAMPLE = "/0123abcd/k-00000"  # a kernel's folder and socket name below the root
 _PROVISIONER_CHECK = (
     "from importlib.metadata import entry_points; "
     "print('distrokernels' in entry_points(group='jupyter_client.kernel_provisioners').names)"
@@ -61,12 +59,12 @@ def _runtime_folder() -> Check:
     except DistroKernelsError as error:
         return Check(what, False, error.what, error.fix)
     mode = stat.S_IMODE(root.stat().st_mode)
-    longest = len(f"{root}{_IPC_SAMPLE}")
-    if longest > _IPC_PATH_LIMIT:
+    longest = len(f"{root}{runtime.IPC_SAMPLE}")
+    if longest > runtime.MAX_IPC_PATH:
         return Check(
             what,
             False,
-            f"{root}: IPC paths of {longest} bytes, more than libzmq's {_IPC_PATH_LIMIT}",
+            f"{root}: IPC paths of {longest} bytes, more than libzmq's {runtime.MAX_IPC_PATH}",
             "export XDG_RUNTIME_DIR=/run/user/$(id -u) (or another short folder of yours)",
         )
     return Check(what, True, f"{root} (mode {mode:o}, yours, IPC paths of {longest} bytes)")
