@@ -180,9 +180,9 @@ class DistroProvisioner(KernelProvisionerBase):
     @validate("cpus")
     def _check_cpus(self, proposal: Any) -> float | None:
         cpus: float | None = proposal["value"]
-        host = os.cpu_count() or 1
         if cpus is None:
             return cpus
+        host = os.cpu_count() or 1
         if not math.isfinite(cpus) or cpus <= 0:
             raise InvalidInput(f"cpus {cpus} must be a positive number", "pass e.g. --cpus 1.5")
         if cpus > host and not remote_address(self.docker_host):
@@ -292,7 +292,8 @@ class DistroProvisioner(KernelProvisionerBase):
     _backend: KernelBackend | None = None
     _template: Template | None = None  # this kernel's kind of warm container, if any
     _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
-    _slot_link: str | None = None  # a restart's warm slot, linked to the kept folder
+    _slot_link: str | None = None  # the claimed warm slot's name, linked to the kernel's folder
+    _guard: guards.HostGuard | None = None  # this start's: what no kernel may write
 
     @property
     def km(self) -> KernelManager:
@@ -356,6 +357,9 @@ class DistroProvisioner(KernelProvisionerBase):
         ).lower()
         extra_arguments = kwargs.pop("extra_arguments", [])
         self.death = ""
+        # What no kernel may write, read once per start (the warm template's and the cold
+        # container's binds both need it); a remote engine's mounts are that host's.
+        self._guard = None if self.on_remote_engine else guards.current(self._launcher_interpreter)
         self._template = self._pool_template(
             kwargs.get("cwd") or os.getcwd(), kwargs.get("env", os.environ), extra_arguments
         )
@@ -415,7 +419,7 @@ class DistroProvisioner(KernelProvisionerBase):
             runtime_dir="",
             kernelspec_env=[],
             warm=True,
-            guard=guards.current(self._launcher_interpreter),
+            guard=self._guard,
         )
         return Template(
             kernelspec=self.km.kernel_name,
@@ -492,7 +496,7 @@ class DistroProvisioner(KernelProvisionerBase):
                 connection.kernel_side(self.km.get_connection_info()) if self.uses_tcp else None
             ),
             name_suffix=secrets.token_hex(2),
-            guard=None if self.on_remote_engine else guards.current(self._launcher_interpreter),
+            guard=self._guard,
         )
         return container_spec(self, start)
 

@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 import docker
 
 from .. import owners
+from ..runtime import runtime_root
 from . import podman
 from ._base import DOCKER_SOCKET, engine_errors
 from .containers import ContainersMixin, KernelContainer
@@ -66,9 +67,10 @@ class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
 
 
 def remove_runtime_dir(path: str) -> None:
-    """A kernel's runtime folder; a warm container claimed by a restart labels a link
-    to the folder the kernel kept (pool.py): the link and its folder."""
-    if not path:
+    """A kernel's runtime folder; a claimed warm container labels a link to the kernel's
+    folder (pool.py): the link and its folder. Only ever a folder of this user's runtime
+    root: a label is anyone's to write who can create a container on the engine."""
+    if not path or os.path.dirname(path) != str(runtime_root()):
         return
     if os.path.islink(path):
         target = os.path.realpath(path)

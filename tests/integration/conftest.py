@@ -236,15 +236,20 @@ class Server:
         return kernel_id, container, container in warm
 
     async def run(self, kernel_id: str, code: str) -> str:
-        client = self.manager.get_kernel(kernel_id).client()
-        client.start_channels()
-        try:
-            await client.wait_for_ready(timeout=60)
-            output, reply = await execute(client, code)
-        finally:
-            client.stop_channels()
-        assert reply["status"] == "ok", output
-        return output
+        return await run_code(self.manager.get_kernel(kernel_id), code)
+
+
+async def run_code(manager: AsyncKernelManager, code: str) -> str:
+    """``code``'s stdout in a running kernel, through a client of its own; it must pass."""
+    client = manager.client()
+    client.start_channels()
+    try:
+        await client.wait_for_ready(timeout=60)
+        output, reply = await execute(client, code)
+    finally:
+        client.stop_channels()
+    assert reply["status"] == "ok", output
+    return output
 
 
 async def warm(kernel_name: str, count: int = 1) -> list[str]:

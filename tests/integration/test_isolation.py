@@ -16,7 +16,7 @@ from jupyter_client.manager import AsyncKernelManager
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
-from .conftest import Server, execute, warm
+from .conftest import Server, run_code, warm
 
 pytestmark = pytest.mark.security
 
@@ -55,18 +55,6 @@ def snoop_code(victim: AsyncKernelManager) -> str:
     }
 
 
-async def run(manager: AsyncKernelManager, code: str) -> str:
-    client = manager.client()
-    client.start_channels()
-    try:
-        await client.wait_for_ready(timeout=60)
-        output, reply = await execute(client, code)
-    finally:
-        client.stop_channels()
-    assert reply["status"] == "ok", output
-    return output
-
-
 def assert_sees_only_itself(seen: dict) -> None:
     assert seen["key"] == seen["socket"] == seen["root"] == "FileNotFoundError", seen
     assert seen["found"] == []
@@ -84,12 +72,12 @@ async def test_warm_and_cold_kernels_cannot_reach_each_others_key_or_sockets(
     warm_id, _, was_warm = await server.start(installed_kernel, notebooks)
     assert was_warm
     cold, hot = server.manager.get_kernel(cold_id), server.manager.get_kernel(warm_id)
-    assert_sees_only_itself(json.loads(await run(hot, snoop_code(cold))))
-    assert_sees_only_itself(json.loads(await run(cold, snoop_code(hot))))
+    assert_sees_only_itself(json.loads(await run_code(hot, snoop_code(cold))))
+    assert_sees_only_itself(json.loads(await run_code(cold, snoop_code(hot))))
     # A restart served warm: the kept endpoints, and still nothing of the other kernel.
     await warm(installed_kernel)
     await server.manager.restart_kernel(cold_id, now=True)
-    assert_sees_only_itself(json.loads(await run(cold, snoop_code(hot))))
+    assert_sees_only_itself(json.loads(await run_code(cold, snoop_code(hot))))
 
 
 # Every name the host opens or removes, in the kernel's own folder and in every warm
@@ -124,14 +112,14 @@ async def test_links_a_kernel_plants_in_its_folder_are_never_followed_by_the_hos
     kernel_id, _, was_warm = await server.start(installed_kernel, notebooks)
     assert was_warm
     manager = server.manager.get_kernel(kernel_id)
-    planted = await run(manager, PLANT % {"victim": str(victim), "root": str(runtime_root())})
+    planted = await run_code(manager, PLANT % {"victim": str(victim), "root": str(runtime_root())})
     assert "claim" in planted and "kernel.json" in planted
     if restart_warm:
         await warm(installed_kernel)
     else:
         manager.provisioner.pool_size = 0  # this restart: cold, in a new io folder
     await server.manager.restart_kernel(kernel_id, now=True)
-    assert await run(manager, "print(sorted(__import__('os').listdir('/run/distrokernels')))")
+    assert await run_code(manager, "print(sorted(__import__('os').listdir('/run/distrokernels')))")
     await server.manager.shutdown_kernel(kernel_id, now=True)
     assert victim.read_text() == "mine\n"
     assert not [p for p in runtime_root().iterdir() if p.is_symlink() and not p.exists()]
@@ -199,7 +187,9 @@ async def test_a_cold_kernel_in_the_home_folder_changes_no_start_up_file_nor_ker
     await manager.start_kernel(cwd=str(home))
     try:
         paths = PROTECTED + OWN
-        result = json.loads(await run(manager, TRY_WRITE % {"paths": paths, "home": str(home)}))
+        result = json.loads(
+            await run_code(manager, TRY_WRITE % {"paths": paths, "home": str(home)})
+        )
     finally:
         await manager.shutdown_kernel(now=True)
     assert_only_own_files_changed(home, result)
