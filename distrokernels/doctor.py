@@ -108,9 +108,14 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
     for kernel in kernels:
         what = f"kernel {kernel.name}"
         reinstall = _reinstall(kernel)
-        image = engine.find_image(kernel.image)
+        image = engine.find_image(kernel.runs)
         if image is None:
-            yield Check(what, False, f"its image {kernel.image} is not on its engine", reinstall)
+            gone = (
+                kernel.image
+                if kernel.runs == kernel.image
+                else f"{kernel.runs[:19]} ({kernel.image})"
+            )
+            yield Check(what, False, f"its image {gone} is not on its engine", reinstall)
             continue
         labelled = (image.get("Config", {}).get("Labels") or {}).get(images.LABEL_LOCK_DIGEST)
         try:

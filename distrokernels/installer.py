@@ -94,47 +94,52 @@ def install_kernel(
     )
     progress(f"base image {reference}: {images.SOURCES[base.source]} ({base.id[:19]})")
     image = images.build_kernel_image(engine, base, options, progress)
-    if config.get("backend") == "swarm" or remote_address(docker_host):
-        # Refuse now what every start would refuse: TCP without encryption, unasked.
-        connection.choose_encryption(
-            image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
-        )
-    if push:
-        phase(progress, f"pushing to {push}")
-        config["pushed_image"] = engine.push(
-            image.id, f"{push}:{image.tag.split(':')[-1]}", progress
-        )
-        progress(f"pushed {config['pushed_image']}")
     name = kernelspecs.default_name(image) if name is None else name
-    display_name = display_name or kernelspecs.default_display_name(image)
-    sharing = _sharing(image.tag, name, url) if options.rebuild else []
-    if sharing:
-        note(
-            progress,
-            f"{len(sharing)} other kernel(s) keep running the build they were installed "
-            "with (reinstall them to move): " + ", ".join(sharing),
+    # Held from the build on: kernels run their image by id, so when another install
+    # moves the shared tag, this build is still referenced and no `gc --images` takes it.
+    references.hold(engine, image.id, name)
+    try:
+        if config.get("backend") == "swarm" or remote_address(docker_host):
+            # Refuse now what every start would refuse: TCP without encryption, unasked.
+            connection.choose_encryption(
+                image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
+            )
+        if push:
+            phase(progress, f"pushing to {push}")
+            config["pushed_image"] = engine.push(
+                image.id, f"{push}:{image.tag.split(':')[-1]}", progress
+            )
+            progress(f"pushed {config['pushed_image']}")
+        display_name = display_name or kernelspecs.default_display_name(image)
+        sharing = _sharing(image.tag, name, url) if options.rebuild else []
+        if sharing:
+            note(
+                progress,
+                f"{len(sharing)} other kernel(s) keep running the build they were installed "
+                "with (reinstall them to move): " + ", ".join(sharing),
+            )
+        phase(progress, f"writing the kernelspec {name}")
+        folder = kernelspecs.install(
+            image,
+            name,
+            display_name,
+            config={
+                "source": reference,
+                **({"engine": engine_kind} if engine_kind != "docker" else {}),
+                **({"docker_host": docker_host} if docker_host else {}),
+                **config,
+            },
+            user=user,
+            prefix=prefix,
+            replace=replace,
         )
-    phase(progress, f"writing the kernelspec {name}")
-    folder = kernelspecs.install(
-        image,
-        name,
-        display_name,
-        config={
-            "source": reference,
-            **({"engine": engine_kind} if engine_kind != "docker" else {}),
-            **({"docker_host": docker_host} if docker_host else {}),
-            **config,
-        },
-        user=user,
-        prefix=prefix,
-        replace=replace,
-    )
+    except BaseException:  # nothing registered: the reference goes back to what was
+        references.restore(engine, name, _installed_on(url))
+        raise
     # Warm containers of what this replaced are stale: a server then starts cold, once.
     pool.drop_kernelspecs(engine, {name})
     # This kernelspec's reference, and those of kernelspecs from before references.
-    references.reconcile(
-        engine, [k for k in kernelspecs.installed_kernels() if k.engine_url == url]
-    )
+    references.reconcile(engine, _installed_on(url))
     sizes = [(engine.find_image(i) or {}).get("Size", 0) for i in (image.id, base.id)]
     return Installed(name, display_name, folder, base, image, max(sizes[0] - sizes[1], 0))
 
@@ -147,11 +152,13 @@ def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: image
             note(progress, f"warning: {warning}")
 
 
+def _installed_on(url: str) -> list[kernelspecs.InstalledKernel]:
+    return [kernel for kernel in kernelspecs.installed_kernels() if kernel.engine_url == url]
+
+
 def _sharing(tag: str, name: str, url: str) -> list[str]:
     """The other kernelspecs naming the same content: a rebuild does not change what
     they run (their image id)."""
     return [
-        kernel.name
-        for kernel in kernelspecs.installed_kernels()
-        if kernel.engine_url == url and kernel.image == tag and kernel.name != name
+        kernel.name for kernel in _installed_on(url) if kernel.image == tag and kernel.name != name
     ]

@@ -182,9 +182,10 @@ class InstalledKernel:
         return str(self.config.get("image") or self.config.get("image_id", ""))
 
     @property
-    def image_id(self) -> str:
-        """The image the kernel runs on a local or remote engine: this exact build."""
-        return str(self.config.get("image_id", ""))
+    def runs(self) -> str:
+        """What its kernels run: the exact build the kernelspec recorded (its image id),
+        or, for a kernelspec from before ids were recorded, its tag."""
+        return str(self.config.get("image_id") or self.image)
 
     @property
     def docker_host(self) -> str:

@@ -90,7 +90,7 @@ def users_of(engine: Engine, image: dict[str, Any]) -> ImageUsers:
 def kernel_image(engine: Engine, kernel: InstalledKernel) -> dict[str, Any] | None:
     """The image ``kernel`` runs: its recorded id (kernelspecs from before ids were
     recorded: its tag), and only if distrokernels built it."""
-    image = engine.find_image(kernel.image_id or kernel.image)
+    image = engine.find_image(kernel.runs)
     return image if image is not None and built_here(image) else None
 
 
@@ -139,6 +139,21 @@ def release(engine: Engine, removed: InstalledKernel, kernels: list[InstalledKer
         if tag.startswith(f"{REPOSITORY}/"):
             engine.remove_image(tag)  # the last tag takes the image with it
     return Released(removed.image, engine.find_image(image["Id"]) is None)
+
+
+def hold(engine: Engine, image_id: str, kernelspec_name: str) -> None:
+    """``kernelspec_name``'s reference on a build it is about to run (an install)."""
+    engine.tag_image(image_id, reference(kernelspec_name))
+
+
+def restore(engine: Engine, kernelspec_name: str, kernels: list[InstalledKernel]) -> None:
+    """After a failed install: the reference back on what the installed kernelspec of
+    that name runs, or none when there is none."""
+    installed = [kernel for kernel in kernels if kernel.name == kernelspec_name]
+    if installed:
+        reconcile(engine, installed)
+    else:
+        drop(engine, kernelspec_name)
 
 
 def drop(engine: Engine, kernelspec_name: str) -> None:

@@ -119,9 +119,9 @@ class ImagesMixin(EngineBase):
 
         Intermediate containers are removed even when a step fails (forcerm), so a
         failed or interrupted build leaves nothing running behind. A rebuild that moves
-        ``tag`` deletes the image it moved away from, unless something still uses it.
+        ``tag`` leaves the image it moved away from: kernelspecs run images by id, and
+        `gc --images` deletes it once no reference holds it.
         """
-        previous = self.find_image(tag) if tag else None
         tail: list[str] = []
         step_images: set[str] = set()
         image_id = ""
@@ -156,8 +156,6 @@ class ImagesMixin(EngineBase):
             stream.close()
         if not image_id:
             raise BuildFailed(f"building {tag or 'a stage'} reported no image", "run it again")
-        if previous and previous["Id"] != image_id:
-            step_images.add(previous["Id"])
         self._remove_stage_leftovers(image_id, step_images)
         return image_id
 
@@ -170,9 +168,10 @@ class ImagesMixin(EngineBase):
         ancestors = {entry["Id"] for entry in self.api.history(image_id)}
         for short_id in step_images:
             try:
-                full_id = self.api.inspect_image(short_id)["Id"]
-                if full_id != image_id and full_id not in ancestors:
-                    self.api.remove_image(full_id)
+                found = self.api.inspect_image(short_id)
+                full_id = found["Id"]
+                if full_id != image_id and full_id not in ancestors and not found["RepoTags"]:
+                    self.api.remove_image(full_id)  # untagged: no kernelspec names it
             except docker.errors.APIError:
                 pass  # in use as another build's cache or parent: keep it
 

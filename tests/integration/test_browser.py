@@ -74,7 +74,7 @@ def broken_kernelspecs(installed_kernel, tmp_path_factory):
     nowhere = tmp_path_factory.mktemp("engine") / "down.sock"
     targets = []
     for name, display, change in (
-        ("dk-test-browser-no-image", BROKEN, {"image": "distrokernels/deleted:0"}),
+        ("dk-test-browser-no-image", BROKEN, {"image": "distrokernels/deleted:0", "image_id": ""}),
         ("dk-test-browser-no-engine", NO_ENGINE, {"docker_host": f"unix://{nowhere}"}),
     ):
         target = Path(os.environ["JUPYTER_DATA_DIR"], "kernels", name)

@@ -32,7 +32,8 @@ def test_doctor_says_how_to_start_an_engine_that_does_not_answer(installed_kerne
 
 def test_doctor_names_a_kernel_whose_image_is_gone_and_its_reinstall(installed_kernel):
     def gone(spec):
-        spec["metadata"]["kernel_provisioner"]["config"]["image"] = "distrokernels/deleted:0"
+        config = spec["metadata"]["kernel_provisioner"]["config"]
+        config["image"], config["image_id"] = "distrokernels/deleted:0", ""
 
     name = variant_kernelspec(installed_kernel, "dk-test-doctor-gone", gone)
     try:
