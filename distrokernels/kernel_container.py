@@ -66,7 +66,6 @@ class KernelStart:
 
 def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelContainerSpec:
     """Everything about the container, decided here and nowhere else."""
-    uid, gid = start.uid, start.gid
     binds = list(config.mounts)
     files, ports = {}, {}
     cwd = start.cwd
@@ -85,7 +84,7 @@ def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelConta
     return KernelContainerSpec(
         image=config.image_reference,
         command=start.command,
-        user=f"{uid}:{gid}",
+        user=f"{start.uid}:{start.gid}",
         working_dir=cwd,
         environment=kernel_environment(
             start.environment, start.kernelspec_env, config.env_allowlist
@@ -99,7 +98,7 @@ def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelConta
             **({LABEL_POOL: "warm"} if start.warm else {}),
         },
         network_mode=config.network_mode,
-        tmpfs={HOME: f"rw,exec,mode=0700,uid={uid},gid={gid}"},
+        tmpfs={HOME: f"rw,exec,mode=0700,uid={start.uid},gid={start.gid}"},
         memory=config.memory,
         cpus=config.cpus,
         pids_limit=config.pids_limit,

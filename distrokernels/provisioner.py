@@ -570,11 +570,12 @@ class DistroProvisioner(KernelProvisionerBase):
         io = os.path.join(self.runtime_dir, runtime.IO)
         try:
             handed = pool.hand_over(io, spec.command, spec.working_dir, spec.environment)
+            if not handed:
+                self.log.info("distrokernels: warm container %s was gone", warm.id[:12])
         except UnsafePath as error:
             self.log.warning("distrokernels: warm container %s retired: %s", warm.id[:12], error)
             handed = False
         if not handed:
-            self.log.info("distrokernels: warm container %s was gone", warm.id[:12])
             POOL.discard(self.engine_url, [warm])
             return False
 
