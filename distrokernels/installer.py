@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import connection, images, kernelspecs, pool, references
+from .config import DEFAULT_PIDS_LIMIT
 from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
 from .errors import InvalidInput
-from .kernel_container import DEFAULT_PIDS_LIMIT
 from .reporting import note, phase
 from .runtime import runtime_root
 

@@ -3,9 +3,8 @@
 DistroProvisioner gathers the facts of one start (KernelStart: the command, the
 environment Jupyter passes, the working folder, the user, the runtime folder, the owner)
 and ``container_spec`` decides everything about the container from them and the
-kernelspec's checked config (DistroProvisioner's traits). It touches neither the engine
-nor the file system, so it is unit-tested as data. The checks of mounts and working
-folders that do look at the file system live here too.
+kernelspec's checked config (config.KernelConfig). It touches neither the engine nor the
+file system, so it is unit-tested as data.
 """
 
 from __future__ import annotations
@@ -14,34 +13,22 @@ import fnmatch
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
 from . import connection
+from .config import KernelConfig
 from .engine import (
-    DOCKERD_SOCKETS,
     LABEL_KERNEL_ID,
     LABEL_KERNELSPEC,
     LABEL_OWNER,
     LABEL_POOL,
     LABEL_RUNTIME_DIR,
     KernelContainerSpec,
-    podman,
 )
-from .errors import InvalidInput
 from .guards import HostGuard, guard_binds
 from .runtime import IO, KERNEL_DIR
 
-if TYPE_CHECKING:  # the provisioner calls in here: its traits are the config
-    from .provisioner import DistroProvisioner
-
 HOME = "/home/kernel"
 REMOTE_WORKDIR = "/work"
-DEFAULT_PIDS_LIMIT = 1024  # processes: room for a kernel, its helpers and subprocesses
-# The host's own folders: a kernel may read them if mounted, never write them, unless the
-# environment of the process that starts kernels (a server's, not a kernelspec) allows it.
-SYSTEM_PATHS = ("/", "/boot", "/dev", "/etc", "/lib", "/proc", "/run", "/sys", "/usr", "/var")
-ALLOW_SYSTEM_MOUNTS = "DISTROKERNELS_ALLOW_SYSTEM_MOUNTS"
 
 
 @dataclass(frozen=True)
@@ -64,7 +51,7 @@ class KernelStart:
     guard: HostGuard | None = None  # what no kernel may write (guards.py); None: nothing
 
 
-def container_spec(config: DistroProvisioner, start: KernelStart) -> KernelContainerSpec:
+def container_spec(config: KernelConfig, start: KernelStart) -> KernelContainerSpec:
     """Everything about the container, decided here and nowhere else."""
     binds = list(config.mounts)
     files, ports = {}, {}
@@ -133,56 +120,3 @@ def kernel_environment(
     # as the local provisioner does with killpg.
     passed["TINI_KILL_PROCESS_GROUP"] = "1"
     return passed
-
-
-def parse_mount(text: str, local: bool = True) -> str:
-    """'HOST[:CONTAINER][:ro|rw]' -> 'HOST:CONTAINER:MODE', checked; read-only by default."""
-    parts = text.split(":")
-    mode = "ro"
-    if parts[-1] in ("ro", "rw"):
-        mode = parts.pop()
-    if len(parts) not in (1, 2) or not all(parts):
-        raise InvalidInput(f"mount {text!r} is not HOST[:CONTAINER][:ro|rw]", "fix the mount")
-    host, container = parts[0], parts[-1]
-    if not (os.path.isabs(host) and os.path.isabs(container)):
-        raise InvalidInput(f"mount {text!r} needs absolute paths", "use /absolute/paths")
-    if ".." in Path(host).parts or ".." in Path(container).parts:
-        raise InvalidInput(f"mount {text!r} contains '..'", "use paths without '..'")
-    if exposes_engine(host):
-        raise InvalidInput(
-            f"mount {text!r} would hand the kernel the container engine (dockerd's is root "
-            "on the host; Podman's lets it escape its limits)",
-            "never mount the engine's socket, or a folder holding it, into a kernel",
-        )
-    if local and not os.path.exists(host):
-        raise InvalidInput(f"mount source {host} does not exist", "create it or fix the path")
-    if container == KERNEL_DIR or container.startswith(KERNEL_DIR + "/"):
-        raise InvalidInput(f"mount {text!r}: {KERNEL_DIR} is the kernel's own", "mount elsewhere")
-    if mode == "rw" and local and system_path(host) and os.environ.get(ALLOW_SYSTEM_MOUNTS) != "1":
-        raise InvalidInput(
-            f"mount {text!r} would let the kernel write the host's {system_path(host)}",
-            f"mount it read-only, or set {ALLOW_SYSTEM_MOUNTS}=1 where Jupyter runs",
-        )
-    return f"{host}:{container}:{mode}"
-
-
-def system_path(host: str) -> str:
-    """The system folder ``host`` is or lies in ('' if none): '/', '/etc', ..."""
-    real = os.path.realpath(host)
-    for top in SYSTEM_PATHS:
-        if real == top or (top != "/" and real.startswith(top + "/")):
-            return top
-    return ""
-
-
-def exposes_engine(path: str) -> bool:
-    """Whether mounting ``path`` would put an engine's socket (dockerd's, or the user's
-    Podman) inside the container."""
-    real = os.path.realpath(path)
-    if os.path.basename(real) in ("docker.sock", "podman.sock"):
-        return True
-    prefix = real.rstrip("/") + "/"
-    return any(
-        socket == real or os.path.realpath(socket).startswith(prefix)
-        for socket in (*DOCKERD_SOCKETS, podman.user_socket())
-    )

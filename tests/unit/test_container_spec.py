@@ -9,8 +9,8 @@ from distrokernels.kernel_container import (
     KernelStart,
     container_spec,
     kernel_environment,
-    parse_mount,
 )
+from distrokernels.mounts import parse_mount
 from distrokernels.provisioner import DistroProvisioner
 
 ALLOW = ["LANG", "LC_*", "TZ"]

@@ -136,7 +136,7 @@ def test_poll_maps_the_container_state_to_an_exit_status(state, status):
         kernel = provisioner.DistroProvisioner(docker_host=url, parent=KernelManager())
         backend = ContainerBackend(engines._ENGINES[url])
         backend.id = "container-1"
-        kernel._backend = backend
+        kernel.engine_calls.backend = backend
         assert asyncio.run(kernel.poll()) == status
     finally:
         del engines._ENGINES[url]

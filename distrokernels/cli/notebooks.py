@@ -1,0 +1,104 @@
+"""Commands on notebooks: run one headless, pin kernels' locks in, sync kernels from pins."""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInput
+from .common import drift_argument, output_arguments, progress, reporting, say, table, wheel_source
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .. import runner  # nbformat's schema validation costs most of a second to import
+
+    output = Path(args.output) if args.output else None
+    target = runner.run_notebook(
+        Path(args.notebook),
+        args.kernel,
+        output,
+        install=args.install,
+        progress=progress,
+        allow_drift=args.allow_drift,
+    )
+    say(f"executed {args.notebook} -> {target}")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    from .. import pins  # nbformat: only the notebook commands import it
+
+    paths = [Path(path) for path in args.paths]
+    notebooks = pins.notebooks_in(paths)
+    one_notebook = len(paths) == 1 and paths[0].is_file()
+    pinned = 0
+    for path in notebooks:
+        try:
+            pin = pins.pin_notebook(path, args.kernel)
+        except InvalidInput as error:
+            if one_notebook:
+                raise
+            say(f"skipped {path}: {error.what}")
+            continue
+        print(f"{path}: {pin.kernelspec} ({pin.display_name}), lock {pin.digest[:19]}")
+        pinned += 1
+    say(f"pinned {pinned} of {len(notebooks)} notebook(s)")
+    if not pinned:
+        raise InvalidInput(
+            f"no notebook under {' '.join(args.paths)} runs in a distro kernel",
+            "pass --kernel NAME to pin them to one",
+        )
+    return 0
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from .. import pins
+
+    with reporting(args, "sync") as report:
+        results = pins.sync(
+            [Path(path) for path in args.paths],
+            wheel_source(args),
+            dry_run=args.dry_run,
+            allow_drift=args.allow_drift,
+            progress=report,
+        )
+        counts = Counter(result.status.split(" (")[0].split(":")[0] for result in results)
+        report.finish([", ".join(f"{count} {status}" for status, count in sorted(counts.items()))])
+    rows = [[str(r.notebook), r.kernel or "-", r.status] for r in results]
+    print(table(["NOTEBOOK", "KERNEL", "STATUS"], rows))
+    return 1 if any(result.status.startswith("failed") for result in results) else 0
+
+
+def register(commands: Any) -> None:
+    """The notebook commands' parsers."""
+    run = commands.add_parser("run", help="execute a notebook headless in its distro kernel")
+    run.add_argument("notebook")
+    run.add_argument(
+        "--kernel", help="kernelspec name (default: the notebook's own, checked against its pin)"
+    )
+    run.add_argument("--output", help="where to write the executed notebook (default: in place)")
+    run.add_argument(
+        "--install", action="store_true", help="install the notebook's kernel if it is missing"
+    )
+    drift_argument(run, "run a pinned notebook in its kernel as installed, even if it drifted")
+    run.set_defaults(run=cmd_run, leaves="the notebook was not written; its kernel was stopped")
+
+    pin = commands.add_parser("pin", help="embed the lock of a notebook's kernel in it")
+    pin.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")
+    pin.add_argument("--kernel", help="pin to this distro kernel (default: each notebook's own)")
+    pin.set_defaults(
+        run=cmd_pin, leaves="the notebooks listed above are pinned; the others are unchanged"
+    )
+
+    sync = commands.add_parser("sync", help="install the kernels pinned notebooks name")
+    sync.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")
+    sync.add_argument("--dry-run", action="store_true", help="only say what would be installed")
+    sync.add_argument("--wheelhouse", metavar="DIR", help="a folder of wheels to use too")
+    sync.add_argument("--offline", action="store_true", help="no network at all")
+    drift_argument(sync, "accept a rebuild that differs from the pinned lock (said, not refused)")
+    output_arguments(sync)
+    sync.set_defaults(
+        run=cmd_sync, leaves="kernels reported installed are registered; the rest are not"
+    )
