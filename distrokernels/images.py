@@ -8,6 +8,7 @@ what went in is recorded as a label, and a repeated request is a cache hit.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -26,6 +27,7 @@ from .probe import Probe, probe_image
 from .recipes import recipe_for
 from .reporting import note, phase
 from .wheels import (
+    STACKS,
     Platform,
     Wheel,
     WheelSource,
@@ -176,20 +178,45 @@ class BuildOptions:
     allow_drift: bool = False  # a rebuild from ``lock`` may differ from it (said, not refused)
 
 
-def _fingerprint() -> str:
-    """The code that decides what a build contains: a change to it is a cache miss."""
-    from . import dockerfiles, recipes, wheels
+# The build's format: bump it when what a build contains changes in a way the rendered
+# recipes, Dockerfiles and pins below do not show (the venv's layout, a label's meaning).
+# Only this and what the build renders decide the cache: an upgrade that changes neither
+# (a comment, a docstring, any other module) keeps every image, reference and warm
+# container.
+BUILD_FORMAT = 1
+# One os-release per recipe path (recipes.py): rendering each shows any recipe change.
+_RECIPE_SAMPLES = (
+    "ID=debian\nVERSION_ID=12",
+    "ID=ubuntu\nID_LIKE=debian\nVERSION_ID=22.04",
+    'ID=centos\nID_LIKE="rhel fedora"\nVERSION_ID=7',
+    'ID=almalinux\nID_LIKE="rhel centos fedora"\nVERSION_ID=8.10',
+    'ID=rocky\nID_LIKE="rhel centos fedora"\nVERSION_ID=9.4',
+    'ID=amzn\nID_LIKE="centos rhel fedora"\nVERSION_ID=2',
+    "ID=fedora\nVERSION_ID=40",
+    'ID=opensuse-leap\nID_LIKE="suse opensuse"\nVERSION_ID=15.6',
+    'ID=opensuse-tumbleweed\nID_LIKE="opensuse suse"\nVERSION_ID=20240101',
+    "ID=alpine\nVERSION_ID=3.20.3",
+    "ID=arch",
+)
 
-    modules = (dockerfiles, recipes, wheels, locks)
-    material = __version__ + Path(__file__).read_text()
-    material += "".join(Path(str(module.__file__)).read_text() for module in modules)
-    return hashlib.sha256(material.encode()).hexdigest()
+
+@functools.cache
+def build_fingerprint() -> str:
+    """What decides every build's content, as a digest: the build format, each recipe's
+    rendered Dockerfiles and package commands, and the ipykernel pins per Python."""
+    material = [f"build-format {BUILD_FORMAT}", repr(sorted(STACKS.items()))]
+    for text in _RECIPE_SAMPLES:
+        os_release = OsRelease.parse(text)
+        material.append(plan_layer("<base>", os_release).dockerfile(("<requirement>",)))
+        material.append(recipe_for(os_release).install_packages(os_release, ("package-name",)))
+    material.append(render_extras_dockerfile("<kernel>", (3, 11), "<packages>", True, {}))
+    return hashlib.sha256("\n".join(material).encode()).hexdigest()
 
 
 def request_key(base_id: str, extras: Extras, lock: locks.Lock | None) -> str:
     """What was asked for; the same request finds its image without probing anything."""
     material = json.dumps(
-        [_fingerprint(), base_id, extras.pip, extras.packages, lock.digest if lock else ""]
+        [build_fingerprint(), base_id, extras.pip, extras.packages, lock.digest if lock else ""]
     )
     return hashlib.sha256(material.encode()).hexdigest()[:16]
 
@@ -410,7 +437,7 @@ def _build(
 
 
 def _digest(*parts: str) -> str:
-    return hashlib.sha256("\n".join([_fingerprint(), *parts]).encode()).hexdigest()[:16]
+    return hashlib.sha256("\n".join([build_fingerprint(), *parts]).encode()).hexdigest()[:16]
 
 
 def _image_labelled(engine: Engine, label: str, value: str) -> KernelImage | None:

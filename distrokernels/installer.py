@@ -119,6 +119,7 @@ def install_kernel(
                 "with (reinstall them to move): " + ", ".join(sharing),
             )
         phase(progress, f"writing the kernelspec {name}")
+        before = _spec_of(name)
         folder = kernelspecs.install(
             image,
             name,
@@ -136,8 +137,10 @@ def install_kernel(
     except BaseException:  # nothing registered: the reference goes back to what was
         references.restore(engine, name, _installed_on(url))
         raise
-    # Warm containers of what this replaced are stale: a server then starts cold, once.
-    pool.drop_kernelspecs(engine, {name})
+    # Warm containers of what this replaced are stale (a server then starts cold, once),
+    # unless the reinstall wrote the same kernelspec (the same build, the same settings).
+    if before is None or before != _spec_of(name):
+        pool.drop_kernelspecs(engine, {name})
     # This kernelspec's reference, and those of kernelspecs from before references.
     references.reconcile(engine, _installed_on(url))
     sizes = [(engine.find_image(i) or {}).get("Size", 0) for i in (image.id, base.id)]
@@ -150,6 +153,12 @@ def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: image
     for warning in (limits, host.storage_warning):
         if warning:
             note(progress, f"warning: {warning}")
+
+
+def _spec_of(name: str) -> dict[str, Any] | None:
+    """The kernel.json of the installed distro kernel ``name``, if there is one."""
+    kernel = next((k for k in kernelspecs.installed_kernels() if k.name == name), None)
+    return kernel.spec if kernel else None
 
 
 def _installed_on(url: str) -> list[kernelspecs.InstalledKernel]:

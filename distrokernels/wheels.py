@@ -25,7 +25,7 @@ from .errors import InvalidInput, WheelResolutionFailed
 # The newest ipykernel stack each Python can run, checked against the index's
 # Requires-Python. Older Pythons also need older pins of the packages whose newer
 # releases dropped them without saying so in metadata pip can act on.
-_STACKS: dict[tuple[int, int], tuple[str, ...]] = {
+STACKS: dict[tuple[int, int], tuple[str, ...]] = {
     (3, 6): (
         "ipykernel==5.5.6",
         "ipython==7.16.3",
@@ -42,7 +42,7 @@ _STACKS: dict[tuple[int, int], tuple[str, ...]] = {
     (3, 10): ("ipykernel==7.3.0", "pip"),
     (3, 11): ("ipykernel==7.4.0", "pip"),
 }
-OLDEST_PYTHON = min(_STACKS)
+OLDEST_PYTHON = min(STACKS)
 
 # Architectures as Docker and uname name them, to the name wheel tags use.
 _WHEEL_ARCH = {
@@ -62,8 +62,8 @@ def ipykernel_stack(python: tuple[int, int]) -> tuple[str, ...]:
             f"Python {python[0]}.{python[1]} is older than any ipykernel supports",
             f"use an image with Python {OLDEST_PYTHON[0]}.{OLDEST_PYTHON[1]} or newer",
         )
-    usable = [version for version in _STACKS if version <= python]
-    return _STACKS[max(usable)]
+    usable = [version for version in STACKS if version <= python]
+    return STACKS[max(usable)]
 
 
 def parse_requirements(lines: list[str]) -> tuple[str, ...]:

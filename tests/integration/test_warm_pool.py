@@ -8,12 +8,14 @@ jupyter_server's MappingKernelManager is; the JupyterLab test runs the real one.
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import distrokernels
 from distrokernels.engine import LABEL_POOL, LABEL_RUNTIME_DIR
 from distrokernels.engines import finish_removals
 from distrokernels.pool import POOL
@@ -145,7 +147,7 @@ async def test_reinstall_a_changed_config_and_remove_drop_warm_containers(
 
     await server.start(name, notebooks)
     pooled = await warm(name)
-    reinstall = run_cli("install", BASE, "--name", name, "--replace")
+    reinstall = run_cli("install", BASE, "--name", name, "--replace", "--memory", "2g")
     assert reinstall.returncode == 0, reinstall.stderr
     assert not running(pooled)  # removed by the install itself
     _, container, was_warm = await server.start(name, notebooks)
@@ -193,6 +195,42 @@ def test_a_servers_exit_removes_its_pool(installed_kernel, engine, tmp_path):
     starts, pool = servers.parse(run.stdout)
     assert [start["warm"] for start in starts] == [False, True]
     assert len(pool) == 1 and pool[0] not in {c.id for c in engine.kernel_containers()}
+
+
+async def test_an_upgrade_that_changes_only_comments_keeps_the_build_and_the_warm_container(
+    server, installed_kernel, engine_kind, tmp_path
+):
+    """The build cache is keyed by what decides the image (build format, rendered recipes,
+    pins), not the modules' text: an upgrade that edits comments rebuilds nothing, and a
+    reinstall that writes the same kernelspec leaves a server's warm container in use."""
+    await server.start(installed_kernel, server.root / "notebooks")
+    pooled = await warm(installed_kernel)
+    kernel_json = Path(os.environ["JUPYTER_DATA_DIR"], "kernels", installed_kernel, "kernel.json")
+    before = kernel_json.read_text()
+    upgraded = tmp_path / "upgraded"
+    shutil.copytree(Path(distrokernels.__file__).parent, upgraded / "distrokernels")
+    for module in ("images.py", "recipes.py", "dockerfiles.py", "wheels.py", "provisioner.py"):
+        with open(upgraded / "distrokernels" / module, "a") as source:
+            source.write("\n# a comment the upgrade added\n")
+    install = (
+        "import sys, distrokernels, distrokernels.cli\n"
+        "print('ran', distrokernels.__file__, file=sys.stderr)\n"
+        "sys.exit(distrokernels.cli.main(sys.argv[1:]))"
+    )
+    reinstall = subprocess.run(
+        [sys.executable, "-c", install, "install", BASE, "--replace", "--engine", engine_kind],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(upgraded)},
+    )
+    assert reinstall.returncode == 0, reinstall.stderr
+    assert f"ran {upgraded / 'distrokernels' / '__init__.py'}" in reinstall.stderr
+    assert "cache hit" in reinstall.stderr
+    assert kernel_json.read_text() == before  # the same image id, the same settings
+    _, container, was_warm = await server.start(installed_kernel, server.root / "notebooks")
+    assert was_warm and container in pooled
 
 
 async def test_a_hundred_claims_and_refills_leave_nothing_behind(server, installed_kernel, engine):
