@@ -28,6 +28,8 @@ OUT_OF_MEMORY = "ran out of memory"
 
 @dataclass(frozen=True)
 class KernelState:
+    """A kernel's state as its backend sees it."""
+
     running: bool
     exit_code: int | None
     reason: str = ""  # why it stopped or cannot start, when the engine says
@@ -43,6 +45,8 @@ class Endpoint:
 
 
 class KernelBackend(ABC):
+    """Where one kernel's container runs: started, watched, signalled and removed there."""
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.id: str | None = None  # the container's or the service's id
@@ -55,7 +59,8 @@ class KernelBackend(ABC):
         return dataclasses.replace(spec, ports=ports)
 
     @abstractmethod
-    def start(self, spec: KernelContainerSpec) -> None: ...
+    def start(self, spec: KernelContainerSpec) -> None:
+        """Start the kernel's container (or service) from ``spec``."""
 
     @abstractmethod
     def state(self, shutting_down: bool = False) -> KernelState | None:
@@ -72,10 +77,12 @@ class KernelBackend(ABC):
         """Signal the kernel's init; False when its process cannot be reached."""
 
     @abstractmethod
-    def logs(self, tail: int) -> str: ...
+    def logs(self, tail: int) -> str:
+        """The last ``tail`` lines of the kernel's output."""
 
     @abstractmethod
-    def remove(self) -> None: ...
+    def remove(self) -> None:
+        """Remove the kernel's container (or service), if there is one."""
 
 
 class ContainerBackend(KernelBackend):
@@ -94,6 +101,7 @@ class ContainerBackend(KernelBackend):
 
     @property
     def id(self) -> str | None:
+        """The kernel's container; None before its start."""
         return self._id
 
     @id.setter
@@ -101,6 +109,7 @@ class ContainerBackend(KernelBackend):
         self._id, self._init = container_id, None
 
     def start(self, spec: KernelContainerSpec) -> None:
+        """Create and start the container, on the ports a restart keeps."""
         self.id = self.engine.start_kernel_container(self._keep_ports(spec))
 
     def init_runs(self) -> bool | None:
@@ -110,6 +119,7 @@ class ContainerBackend(KernelBackend):
         return owners.process_start_time(self._init[0]) == self._init[1]
 
     def state(self, shutting_down: bool = False) -> KernelState | None:
+        """Running (read from the init's /proc entry once known), or how it stopped."""
         assert self.id is not None
         init_exited = False
         if self._init is not None:
@@ -131,6 +141,7 @@ class ContainerBackend(KernelBackend):
             time.sleep(_EXIT_REPORT_POLL)
 
     def endpoint(self) -> Endpoint | None:
+        """The engine's address and the container's published ports."""
         assert self.id is not None
         self.published = self.engine.published_ports(self.id)
         return Endpoint(self.address, self.published)
@@ -163,9 +174,11 @@ class ContainerBackend(KernelBackend):
         return container_id
 
     def logs(self, tail: int) -> str:
+        """The last ``tail`` lines of the container's output."""
         return self.engine.container_logs(self.id, tail) if self.id else ""
 
     def remove(self) -> None:
+        """Remove the container (stopping it first)."""
         if self.id is not None:
             self.engine.remove_container(self.id)
             self.id = None
@@ -183,6 +196,7 @@ class SwarmBackend(KernelBackend):
         self._retries = 0
 
     def start(self, spec: KernelContainerSpec) -> None:
+        """Create the service, on the node and ports a restart keeps."""
         constraints = list(self.constraints)
         if self.node_id:
             constraints.append(f"node.id=={self.node_id}")
@@ -205,6 +219,7 @@ class SwarmBackend(KernelBackend):
         )
 
     def state(self, shutting_down: bool = False) -> KernelState | None:
+        """The service task's state; why it cannot be placed, when the swarm says."""
         assert self.id is not None
         task = self.engine.kernel_task(self.id)
         if task is None:
@@ -241,6 +256,7 @@ class SwarmBackend(KernelBackend):
         return KernelState(False, task.exit_code, reason)
 
     def endpoint(self) -> Endpoint | None:
+        """The task's node address and published ports, once it runs."""
         assert self.id is not None
         task = self.engine.kernel_task(self.id)
         if task is None or task.state != "running" or not task.ports:
@@ -270,9 +286,11 @@ class SwarmBackend(KernelBackend):
         return True
 
     def logs(self, tail: int) -> str:
+        """The last ``tail`` lines of the service's output."""
         return self.engine.service_logs(self.id, tail) if self.id else ""
 
     def remove(self) -> None:
+        """Remove the service (and with it its task and secrets)."""
         if self.id is not None:
             self.engine.remove_kernel_service(self.id)
             self.id = None

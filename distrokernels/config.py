@@ -32,6 +32,7 @@ from traitlets import (
 )
 from traitlets.config import LoggingConfigurable
 
+from .checks import require
 from .engine import ENGINES, engine_url, remote_address
 from .errors import InvalidInput
 from .mounts import parse_mount
@@ -185,10 +186,7 @@ class KernelConfig(LoggingConfigurable):
         memory: str | None = proposal["value"]
         if memory is None:
             return memory
-        if not _MEMORY.fullmatch(memory):
-            raise InvalidInput(
-                f"memory {memory[:40]!r} is not a size", "pass e.g. --memory 2g or 512m"
-            )
+        require(_MEMORY, memory, "a size", "pass e.g. --memory 2g or 512m", "memory")
         size = parse_bytes(memory.lower())
         if not MIN_MEMORY <= size <= MAX_MEMORY:
             too = "below the engine's minimum of 6m" if size < MIN_MEMORY else "too large"
@@ -220,10 +218,13 @@ class KernelConfig(LoggingConfigurable):
     @validate("work_volume")
     def _check_work_volume(self, proposal: Any) -> str:
         name: str = proposal["value"]
-        if name and not _VOLUME.fullmatch(name):
-            raise InvalidInput(
-                f"work_volume {name[:40]!r} is not a volume name",
+        if name:
+            require(
+                _VOLUME,
+                name,
+                "a volume name",
                 "use letters, digits, '_', '.' and '-', e.g. distrokernels-work-ada",
+                "work_volume",
             )
         return name
 
@@ -231,8 +232,7 @@ class KernelConfig(LoggingConfigurable):
     def _check_cap_add(self, proposal: Any) -> list[str]:
         capabilities: list[str] = proposal["value"]
         for capability in capabilities:
-            if not _CAPABILITY.fullmatch(capability):
-                raise InvalidInput(f"{capability[:40]!r} is not a capability", "e.g. CHOWN")
+            require(_CAPABILITY, capability, "a capability", "e.g. CHOWN")
         return capabilities
 
     @validate("mounts")
@@ -246,11 +246,12 @@ class KernelConfig(LoggingConfigurable):
         if constraints and self.backend != "swarm":
             raise InvalidInput("constraints place swarm services", "add --backend swarm")
         for constraint in constraints:
-            if not _CONSTRAINT.fullmatch(constraint):
-                raise InvalidInput(
-                    f"{constraint[:80]!r} is not a placement constraint",
-                    "write it as Docker does, e.g. node.labels.gpu==1 or node.role!=manager",
-                )
+            require(
+                _CONSTRAINT,
+                constraint,
+                "a placement constraint",
+                "write it as Docker does, e.g. node.labels.gpu==1 or node.role!=manager",
+            )
         return constraints
 
     @validate("engine", "backend")

@@ -15,7 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import images, kernelspecs, locks, runtime, usage
+from . import images, kernelspecs, locks, orphans, runtime, usage
 from .engine import Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 
@@ -135,13 +135,13 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
 
 
 def _orphans(engine: Engine, where: str) -> Check:
-    orphans = engine.orphans()
-    if orphans:
-        names = ", ".join(container.name for container in orphans[:3])
+    found = orphans.find(engine)
+    if found:
+        names = ", ".join(container.name for container in found[:3])
         return Check(
             f"orphans on {where}",
             False,
-            f"{len(orphans)} kernel container(s) whose Jupyter process is gone ({names})",
+            f"{len(found)} kernel container(s) whose Jupyter process is gone ({names})",
             "distrokernels gc",
         )
     return Check(f"orphans on {where}", True, "none")

@@ -16,6 +16,7 @@ import logging
 import threading
 from typing import Any
 
+from . import orphans
 from .engine import Engine
 from .errors import DistroKernelsError
 
@@ -53,7 +54,7 @@ def collect_orphans_in_background(
             while True:
                 _SWEEP_AGAIN.discard(url)
                 try:
-                    await asyncio.to_thread(lambda: shared_engine(url).collect_orphans())
+                    await asyncio.to_thread(lambda: orphans.collect(shared_engine(url)))
                 except Exception as error:  # the kernel starts anyway; `gc` can retry
                     log.warning(
                         "distrokernels: orphan sweep on %s failed: %s",

@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,10 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__, bootstrap, locks
+from .checks import validate_reference
 from .distros import OsRelease
 from .dockerfiles import EXTRAS_DIR, LayerPlan, plan_layer, render_extras_dockerfile
 from .engine import LABEL, Engine
-from .errors import BuildFailed, ImageNotFound, InvalidInput, LockMismatch
+from .errors import BuildFailed, ImageNotFound, LockMismatch
 from .probe import Probe, probe_image
 from .recipes import recipe_for
 from .reporting import note, phase
@@ -50,24 +50,6 @@ SOURCES = {
     "pulled": "pulled from its registry",
     "bootstrapped": "bootstrapped from the Debian archive (no registry reachable)",
 }
-
-# Docker's reference grammar, slightly simplified: [registry[:port]/]path[:tag][@digest].
-_REFERENCE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]{1,5})?)/)?"
-    r"(?P<path>[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?"
-    r"(?:@(?P<digest>sha256:[0-9a-f]{64}))?$"
-)
-
-
-def validate_reference(reference: str) -> str:
-    """Return ``reference`` if it is a well-formed image reference, else raise InvalidInput."""
-    if len(reference) > 255 or not _REFERENCE.fullmatch(reference):
-        raise InvalidInput(
-            f"{reference[:80]!r} is not a valid image reference",
-            "use a name like debian:bookworm, ubuntu:22.04 or registry.example.org/team/image:tag",
-        )
-    return reference
 
 
 @dataclass(frozen=True)

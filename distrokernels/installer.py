@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import connection, images, kernelspecs, pool, references
+from .checks import validate_reference
 from .config import DEFAULT_PIDS_LIMIT
 from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
@@ -65,7 +66,60 @@ def install_kernel(
     and runs on, the user's rootless Podman (or the Podman at ``docker_host``); 'auto'
     picks dockerd when it is open to this user, else their Podman.
     """
-    images.validate_reference(reference)
+    _check_request(reference, name, display_name, replace, push)
+    config = dict(config or {})
+    engine_kind = choose_engine(engine_kind, docker_host)
+    url = engine_url(engine_kind, docker_host)
+    engine = _engine_for(url, config, progress)
+    phase(progress, f"base image {reference}")
+    base = images.acquire_base(
+        engine, reference, pull=pull, progress=progress, offline=options.source.offline
+    )
+    progress(f"base image {reference}: {images.SOURCES[base.source]} ({base.id[:19]})")
+    image = images.build_kernel_image(engine, base, options, progress)
+    name = kernelspecs.default_name(image) if name is None else name
+    display_name = display_name or kernelspecs.default_display_name(image)
+    # Held from the build on: kernels run their image by id, so when another install
+    # moves the shared tag, this build is still referenced and no `gc --images` takes it.
+    references.hold(engine, image.id, name)
+    before = _spec_of(name)
+    try:
+        _reach_and_push(engine, image, config, docker_host, push, progress)
+        if options.rebuild:
+            _say_who_keeps_the_old_build(image.tag, name, url, progress)
+        phase(progress, f"writing the kernelspec {name}")
+        recorded = {
+            "source": reference,
+            **({"engine": engine_kind} if engine_kind != "docker" else {}),
+            **({"docker_host": docker_host} if docker_host else {}),
+            **config,
+        }
+        folder = kernelspecs.install(
+            image, name, display_name, recorded, user=user, prefix=prefix, replace=replace
+        )
+    except BaseException:  # nothing registered: the reference goes back to what was
+        references.restore(engine, name, _installed_on(url))
+        raise
+    _settle(engine, name, before, url)
+    sizes = [(engine.find_image(i) or {}).get("Size", 0) for i in (image.id, base.id)]
+    return Installed(name, display_name, folder, base, image, max(sizes[0] - sizes[1], 0))
+
+
+def _settle(engine: Engine, name: str, before: dict[str, Any] | None, url: str) -> None:
+    """After the kernelspec is written: warm containers of what it replaced are stale (a
+    server then starts cold, once) unless the reinstall wrote the same kernelspec (the
+    same build, the same settings); references are reconciled (this kernelspec's, and
+    those of kernelspecs from before references)."""
+    if before is None or before != _spec_of(name):
+        pool.drop_kernelspecs(engine, {name})
+    references.reconcile(engine, _installed_on(url))
+
+
+def _check_request(
+    reference: str, name: str | None, display_name: str | None, replace: bool, push: str
+) -> None:
+    """Refuse a request before anything is built or written."""
+    validate_reference(reference)
     runtime_root()  # where its kernels will run: refused now, before anything is written
     if name is not None:
         kernelspecs.validate_name(name)
@@ -73,11 +127,12 @@ def install_kernel(
             kernelspecs.refuse_existing(name)
     if display_name is not None:
         kernelspecs.validate_display_name(display_name)
-    config = dict(config or {})
     if push:
-        images.validate_reference(push)
-    engine_kind = choose_engine(engine_kind, docker_host)
-    url = engine_url(engine_kind, docker_host)
+        validate_reference(push)
+
+
+def _engine_for(url: str, config: dict[str, Any], progress: images.Progress) -> Engine:
+    """The engine to build on, with what it will not do as asked said (or refused)."""
     engine = Engine.connect(url)
     if engine.podman:
         rootless = "rootless " if engine.podman.rootless else ""
@@ -88,63 +143,39 @@ def install_kernel(
             "--backend swarm needs an engine that is a swarm manager; this one is not",
             "run `docker swarm init` there, or point --docker-host at a manager",
         )
-    phase(progress, f"base image {reference}")
-    base = images.acquire_base(
-        engine, reference, pull=pull, progress=progress, offline=options.source.offline
-    )
-    progress(f"base image {reference}: {images.SOURCES[base.source]} ({base.id[:19]})")
-    image = images.build_kernel_image(engine, base, options, progress)
-    name = kernelspecs.default_name(image) if name is None else name
-    # Held from the build on: kernels run their image by id, so when another install
-    # moves the shared tag, this build is still referenced and no `gc --images` takes it.
-    references.hold(engine, image.id, name)
-    try:
-        if config.get("backend") == "swarm" or remote_address(docker_host):
-            # Refuse now what every start would refuse: TCP without encryption, unasked.
-            connection.choose_encryption(
-                image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
-            )
-        if push:
-            phase(progress, f"pushing to {push}")
-            config["pushed_image"] = engine.push(
-                image.id, f"{push}:{image.tag.split(':')[-1]}", progress
-            )
-            progress(f"pushed {config['pushed_image']}")
-        display_name = display_name or kernelspecs.default_display_name(image)
-        sharing = _sharing(image.tag, name, url) if options.rebuild else []
-        if sharing:
-            note(
-                progress,
-                f"{len(sharing)} other kernel(s) keep running the build they were installed "
-                "with (reinstall them to move): " + ", ".join(sharing),
-            )
-        phase(progress, f"writing the kernelspec {name}")
-        before = _spec_of(name)
-        folder = kernelspecs.install(
-            image,
-            name,
-            display_name,
-            config={
-                "source": reference,
-                **({"engine": engine_kind} if engine_kind != "docker" else {}),
-                **({"docker_host": docker_host} if docker_host else {}),
-                **config,
-            },
-            user=user,
-            prefix=prefix,
-            replace=replace,
+    return engine
+
+
+def _reach_and_push(
+    engine: Engine,
+    image: images.KernelImage,
+    config: dict[str, Any],
+    docker_host: str,
+    push: str,
+    progress: images.Progress,
+) -> None:
+    """A TCP kernel: refused now when every start would refuse it (no encryption, not
+    asked for). ``push``: the image pushed, its digest recorded in ``config``."""
+    if config.get("backend") == "swarm" or remote_address(docker_host):
+        connection.choose_encryption(
+            image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
         )
-    except BaseException:  # nothing registered: the reference goes back to what was
-        references.restore(engine, name, _installed_on(url))
-        raise
-    # Warm containers of what this replaced are stale (a server then starts cold, once),
-    # unless the reinstall wrote the same kernelspec (the same build, the same settings).
-    if before is None or before != _spec_of(name):
-        pool.drop_kernelspecs(engine, {name})
-    # This kernelspec's reference, and those of kernelspecs from before references.
-    references.reconcile(engine, _installed_on(url))
-    sizes = [(engine.find_image(i) or {}).get("Size", 0) for i in (image.id, base.id)]
-    return Installed(name, display_name, folder, base, image, max(sizes[0] - sizes[1], 0))
+    if push:
+        phase(progress, f"pushing to {push}")
+        config["pushed_image"] = engine.push(
+            image.id, f"{push}:{image.tag.split(':')[-1]}", progress
+        )
+        progress(f"pushed {config['pushed_image']}")
+
+
+def _say_who_keeps_the_old_build(tag: str, name: str, url: str, progress: images.Progress) -> None:
+    """After a rebuild, the other kernelspecs of the same content keep their image id."""
+    if sharing := _sharing(tag, name, url):
+        note(
+            progress,
+            f"{len(sharing)} other kernel(s) keep running the build they were installed "
+            "with (reinstall them to move): " + ", ".join(sharing),
+        )
 
 
 def _warn_about_podman(host: PodmanHost, config: dict[str, Any], progress: images.Progress) -> None:

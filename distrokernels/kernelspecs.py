@@ -20,6 +20,7 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from . import PROVISIONER_NAME
+from .checks import require
 from .connection import supports_curve
 from .dockerfiles import KERNEL_PYTHON
 from .engine import engine_url
@@ -42,12 +43,13 @@ def default_display_name(image: KernelImage) -> str:
 
 
 def validate_name(name: str) -> str:
-    if not _NAME.fullmatch(name):
-        raise InvalidInput(
-            f"{name[:80]!r} is not a valid kernelspec name",
-            "use lower-case letters, digits, '.', '_' and '-' (at most 64), e.g. distro-debian-12",
-        )
-    return name
+    """``name`` if it is a kernelspec name Jupyter accepts, else InvalidInput."""
+    return require(
+        _NAME,
+        name,
+        "a valid kernelspec name",
+        "use lower-case letters, digits, '.', '_' and '-' (at most 64), e.g. distro-debian-12",
+    )
 
 
 def validate_display_name(display_name: str) -> str:

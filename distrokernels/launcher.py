@@ -32,11 +32,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import signal
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import PROVISIONER_NAME, owners
@@ -46,6 +48,7 @@ if TYPE_CHECKING:  # imported when a kernel starts, after the watchdog's fork
     from jupyter_client.manager import AsyncKernelManager
 
     from .bridge import Bridge
+    from .config import KernelConfig
 
 _WATCHDOG_SWEEPS = 2  # a container whose creation was in flight is there by the second
 _WATCHDOG_SWEEP_GAP = 2.0  # seconds
@@ -68,6 +71,7 @@ class Watchdog:
 
     @classmethod
     def spawn(cls) -> Watchdog:
+        """Fork the watchdog (twice, so init adopts it) and keep the pipe's write end."""
         token = owners.current_owner()
         read_fd, write_fd = os.pipe()
         child = os.fork()
@@ -105,19 +109,38 @@ def _watch(read_fd: int, launcher: str) -> None:  # pragma: no cover - a forked 
         received += chunk
     lines = received.decode(errors="replace").splitlines()
     if _DONE not in lines:
+        from . import orphans
         from .engine import Engine
 
         for sweep in range(_WATCHDOG_SWEEPS):
             if sweep:
                 time.sleep(_WATCHDOG_SWEEP_GAP)
             for url in {line[4:] for line in lines if line.startswith("url ")}:
-                # Nobody to tell about a failure here: `gc` is the fallback.
-                with contextlib.suppress(Exception):
-                    Engine.connect(url).collect_orphans(lambda owner: owner == launcher)
+                try:
+                    orphans.collect(Engine.connect(url), lambda owner: owner == launcher)
+                except Exception as error:  # no one to tell but the log; `gc` is the fallback
+                    _log_failure(f"could not remove the kernel of {launcher} on {url!r}", error)
     os._exit(0)
 
 
+@functools.cache
+def _watchdog_log() -> str:
+    from .reporting import log_path
+
+    return str(log_path("watchdog"))
+
+
+def _log_failure(what: str, error: Exception) -> None:  # pragma: no cover - the watchdog
+    """A line in the watchdog's log (it has no terminal): what failed, and why."""
+    path = Path(_watchdog_log())
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a") as log:
+            log.write(f"{what}: {type(error).__name__}: {error}\n")
+
+
 def read_connection_file(path: str) -> dict[str, Any]:
+    """The client's connection file, or one line saying why it cannot be read."""
     try:
         with open(path) as file:
             info = json.load(file)
@@ -130,32 +153,12 @@ def read_connection_file(path: str) -> dict[str, Any]:
 
 async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int:
     """Start the kernel, serve the client's connection file, wait for the end."""
-    from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import AsyncKernelManager
-
     from .bridge import Bridge
-    from .engine import engine_url
 
     client_info = read_connection_file(connection_file)
     bridge = Bridge(client_info)
-    manager = AsyncKernelManager(kernel_name=name)
-    try:
-        spec = manager.kernel_spec
-    except NoSuchKernel as error:
-        raise InvalidInput(
-            f"no kernelspec named {name!r} on the Jupyter path", "see `jupyter kernelspec list`"
-        ) from error
-    provisioner = spec.metadata.get("kernel_provisioner", {}) if spec else {}
-    if provisioner.get("provisioner_name") != PROVISIONER_NAME:
-        # Otherwise jupyter_client would run argv, which is this launcher, again.
-        raise InvalidInput(
-            f"kernelspec {name!r} no longer names the distrokernels provisioner",
-            "reinstall it: distrokernels install IMAGE --replace",
-        )
-    manager.session.key = str(client_info["key"]).encode()
-    manager.session.signature_scheme = client_info.get("signature_scheme", "hmac-sha256")
-    config = provisioner.get("config", {})
-    watchdog.watch(engine_url(config.get("engine", "docker"), config.get("docker_host", "")))
+    manager, config = _manager_for(name, client_info)
+    watchdog.watch(config.engine_url)
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -193,6 +196,33 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
     return status if status is not None else 0
 
 
+def _manager_for(name: str, client_info: dict[str, Any]) -> tuple[AsyncKernelManager, KernelConfig]:
+    """A kernel manager for the distro kernelspec ``name``, with the client's key, and
+    the kernelspec's checked settings."""
+    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.manager import AsyncKernelManager
+
+    from .config import validate_config
+
+    manager = AsyncKernelManager(kernel_name=name)
+    try:
+        spec = manager.kernel_spec
+    except NoSuchKernel as error:
+        raise InvalidInput(
+            f"no kernelspec named {name!r} on the Jupyter path", "see `jupyter kernelspec list`"
+        ) from error
+    provisioner = spec.metadata.get("kernel_provisioner", {}) if spec else {}
+    if provisioner.get("provisioner_name") != PROVISIONER_NAME:
+        # Otherwise jupyter_client would run argv, which is this launcher, again.
+        raise InvalidInput(
+            f"kernelspec {name!r} no longer names the distrokernels provisioner",
+            "reinstall it: distrokernels install IMAGE --replace",
+        )
+    manager.session.key = str(client_info["key"]).encode()
+    manager.session.signature_scheme = client_info.get("signature_scheme", "hmac-sha256")
+    return manager, validate_config(provisioner.get("config", {}))
+
+
 async def _until_exit_or_stop(
     manager: AsyncKernelManager, bridge: Bridge, stop: asyncio.Event
 ) -> int | None:
@@ -224,6 +254,7 @@ async def _until_exit_or_stop(
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the kernel kernel.json's argv names; the kernel's exit status."""
     parser = argparse.ArgumentParser(
         prog="python -m distrokernels.launcher",
         description="Run a distro kernel for a client that launches kernel.json's argv.",
@@ -232,12 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-f", dest="connection_file", required=True, help="connection file")
     args = parser.parse_args(argv)
     watchdog = Watchdog.spawn()
+    from traitlets import TraitError  # after the fork, as every import of a kernel start
+
     try:
         return asyncio.run(run_kernel(args.name, args.connection_file, watchdog))
     except DistroKernelsError as error:
         print(f"distrokernels: error: {error}", file=sys.stderr, flush=True)
         return error.exit_code
-    except Exception as error:  # a hand-edited kernelspec's TraitError, and the like
+    except TraitError as error:  # a hand-edited kernelspec's value of the wrong type
         print(f"distrokernels: error: kernel {args.name!r}: {error}", file=sys.stderr, flush=True)
         return InvalidInput.exit_code
 

@@ -13,9 +13,11 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from .checks import validate_reference
 from .engine import Engine
 from .errors import InvalidInput
-from .wheels import Wheel
+from .recipes import validate_package_names
+from .wheels import Wheel, parse_requirements
 
 LOCK_VERSION = 1
 
@@ -137,10 +139,6 @@ _DISTRO_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+~:_-]{0,127}")
 def _check(data: dict[str, Any]) -> None:
     """Every value of a lock as distrokernels writes them; InvalidInput (or a KeyError,
     TypeError, ValueError of a wrong shape) otherwise."""
-    from .images import validate_reference  # images builds locks: imported when checked
-    from .recipes import validate_package_names
-    from .wheels import parse_requirements
-
     base = data["base"]
     validate_reference(str(base["reference"]))
     if not _IMAGE_ID.fullmatch(base["id"]) or not isinstance(base.get("digest", ""), str):

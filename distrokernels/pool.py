@@ -108,6 +108,7 @@ def can_serve(command: list[str]) -> bool:
 
 
 def waiter_command(python: str) -> list[str]:
+    """The warm container's command: import what a kernel needs, then wait for a claim."""
     return [python, "-c", WAITER, f"{KERNEL_DIR}/{CLAIM_FIFO}"]
 
 
@@ -132,6 +133,7 @@ class Template:
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
     def for_slot(self, slot: str) -> KernelContainerSpec:
+        """The container of one warm slot: the waiter, with only that slot mounted."""
         return dataclasses.replace(
             self.spec,
             command=waiter_command(self.spec.command[0]),
@@ -143,12 +145,15 @@ class Template:
 
 @dataclass(frozen=True)
 class WarmContainer:
+    """A started warm container and its slot (the folder it was given)."""
+
     id: str
     slot: str
     created: float = dataclasses.field(default_factory=time.monotonic, compare=False)
 
     @property
     def fifo(self) -> str:
+        """The FIFO the waiter reads its claim from."""
         return os.path.join(self.slot, CLAIM_FIFO)
 
     @property
@@ -186,6 +191,7 @@ def hand_over(folder: str, argv: list[str], cwd: str, env: dict[str, str]) -> bo
 
 
 def new_slot(runtime_root: str) -> str:
+    """A new private slot folder in ``runtime_root``."""
     slot = os.path.join(runtime_root, SLOT_PREFIX + secrets.token_hex(4))
     os.mkdir(slot, 0o700)
     return slot
@@ -386,6 +392,8 @@ atexit.register(POOL.close)
 
 @dataclass(frozen=True)
 class IdleWarm:
+    """An unclaimed warm container of this user, as the engine lists it."""
+
     id: str
     kernelspec: str
     slot: str

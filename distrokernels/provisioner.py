@@ -56,6 +56,17 @@ _WAIT_INTERVAL = 0.05
 _WARNED_LIMITS: set[tuple[str, str]] = set()  # (engine, kernelspec) told of ignored limits
 
 
+def _ignored_limits(engine: Engine, config: KernelConfig, kernelspec: str) -> str:
+    """Rootless Podman runs a kernel without the limits it cannot apply: what it ignores,
+    said once per engine, kernelspec and process ('' otherwise)."""
+    limits = {name: getattr(config, name) for name in LIMIT_CONTROLLERS}
+    warning = engine.podman.limits_warning(limits) if engine.podman else ""
+    if not warning or (config.engine_url, kernelspec) in _WARNED_LIMITS:
+        return ""
+    _WARNED_LIMITS.add((config.engine_url, kernelspec))
+    return warning
+
+
 class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[metaclass]
     """Runs the kernel in a container of a distrokernels image."""
 
@@ -127,7 +138,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             else None
         )
         self._warm = POOL.claim(self._template) if self._template else None
-        self.runtime_dir = self.runtime_dir or self._runtime_dir_for(km.connection_file)
+        self.runtime_dir = self.runtime_dir or runtime.kernel_folder_for(km.connection_file)
         ipykernel = self.kernel_spec.metadata.get("distrokernels", {}).get("ipykernel", "")
         encrypt = transport.encrypts(ipykernel, self.uses_tcp, self.plaintext_tcp, policy)
         transport.set_up(km, self.runtime_dir, encrypt, self.uses_tcp)
@@ -153,13 +164,6 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     def _launcher_interpreter(self) -> str:
         """kernel.json's argv[0]: the host Python that clients without provisioners run."""
         return self.kernel_spec.argv[0] if self.kernel_spec and self.kernel_spec.argv else ""
-
-    def _runtime_dir_for(self, connection_file: str) -> str:
-        """A restart keeps its folder (the connection file is in it); a start gets a new one."""
-        folder = os.path.dirname(connection_file)
-        if connection_file and runtime.is_kernel_folder(folder):
-            return folder
-        return runtime.new_kernel_folder()
 
     def container_spec(self, cmd: list[str], env: dict[str, str], cwd: str) -> KernelContainerSpec:
         """This start's container: the folder checked here, the rest decided by
@@ -238,7 +242,9 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
 
         def start(backend: KernelBackend) -> None:
             backend.start(spec)
-            self._warn_about_ignored_limits(backend.engine)
+            warning = _ignored_limits(backend.engine, self, self.km.kernel_name)
+            if warning:
+                self.log.warning("distrokernels: %s: %s", self.km.kernel_name, warning)
 
         await self.engine_calls.on_backend(start)
 
@@ -250,15 +256,6 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         except KernelStartFailed:
             self._remove_runtime_dir()
             raise
-
-    def _warn_about_ignored_limits(self, engine: Engine) -> None:
-        """Rootless Podman runs a kernel without the limits it cannot apply: say so, once
-        per kernelspec and process."""
-        config = {name: getattr(self, name) for name in LIMIT_CONTROLLERS}
-        warning = engine.podman.limits_warning(config) if engine.podman else ""
-        if warning and (self.engine_url, self.km.kernel_name) not in _WARNED_LIMITS:
-            _WARNED_LIMITS.add((self.engine_url, self.km.kernel_name))
-            self.log.warning("distrokernels: %s: %s", self.km.kernel_name, warning)
 
     async def _start_warm(self, spec: KernelContainerSpec) -> bool:
         """Hand this start to the claimed warm container; False: it is gone, start cold."""

@@ -12,8 +12,9 @@ import shlex
 from abc import ABC, abstractmethod
 from typing import ClassVar
 
+from .checks import require
 from .distros import OsRelease
-from .errors import InvalidInput, NoRecipe
+from .errors import NoRecipe
 
 
 class Recipe(ABC):
@@ -193,11 +194,12 @@ _PACKAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.+_:~=<>-]{0,127}$")
 def validate_package_names(names: tuple[str, ...]) -> tuple[str, ...]:
     """Distro package names as package managers spell them; anything else is refused."""
     for name in names:
-        if not _PACKAGE_NAME.fullmatch(name):
-            raise InvalidInput(
-                f"{name[:60]!r} is not a distro package name",
-                "pass names like build-essential, gcc or libxml2-dev to --packages",
-            )
+        require(
+            _PACKAGE_NAME,
+            name,
+            "a distro package name",
+            "pass names like build-essential, gcc or libxml2-dev to --packages",
+        )
     return names
 
 

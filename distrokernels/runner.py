@@ -161,13 +161,18 @@ def run_notebook(
             f"{path}: {death or f'the kernel {name!r} died'}",
             f"the notebook, executed up to that cell, is in {target}",
         ) from error
+    _record_kernel(notebook, name, keep_pin=pin is not None)
+    nbformat.write(notebook, target)
+    return target
+
+
+def _record_kernel(notebook: Any, name: str, keep_pin: bool) -> None:
+    """The kernel a run used, in the notebook: its kernelspec and its provenance."""
     spec = KernelSpecManager().get_kernel_spec(name)
     notebook.metadata["kernelspec"] = {
         "name": name,
         "display_name": spec.display_name,
         "language": spec.language,
     }
-    pinned = {"pin": notebook.metadata["distrokernels"]["pin"]} if pin else {}
+    pinned = {"pin": notebook.metadata["distrokernels"]["pin"]} if keep_pin else {}
     notebook.metadata["distrokernels"] = {**provenance(name), **pinned}
-    nbformat.write(notebook, target)
-    return target

@@ -139,6 +139,15 @@ def is_kernel_folder(path: str) -> bool:
     return folder.parent == runtime_root() and _private(folder)
 
 
+def kernel_folder_for(connection_file: str) -> str:
+    """A restart keeps its folder (Jupyter's connection file is in it); a start gets a
+    new one."""
+    folder = os.path.dirname(connection_file)
+    if connection_file and is_kernel_folder(folder):
+        return folder
+    return new_kernel_folder()
+
+
 def replace_io(folder: str, slot: str | None = None) -> str:
     """Give the kernel in ``folder`` a fresh ``io`` folder and return it: the previous one
     (a stopped container's) is removed, and a claimed warm ``slot`` is moved in, else a
@@ -160,6 +169,23 @@ def remove_tree(path: str) -> None:
         return
     assert shutil.rmtree.avoids_symlink_attacks
     shutil.rmtree(path, ignore_errors=True)
+
+
+def remove_labelled(path: str) -> None:
+    """The runtime folder a container's label names, with its kernel's folder when it is
+    a claimed slot's link (pool.py). Only ever a folder of this user's runtime root: a
+    label is anyone's to write who can create a container on the engine."""
+    root = str(runtime_root())
+    if not path or os.path.dirname(path) != root:
+        return
+    if os.path.islink(path):
+        target = os.path.realpath(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if os.path.dirname(target) == root:  # only a sibling in the root
+            remove_tree(target)
+        return
+    remove_tree(path)
 
 
 def write_new(folder: str, name: str, data: bytes) -> None:

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 from .. import bootstrap, images, installer, kernelspecs, locks
+from ..checks import validate_reference
 from ..config import cli_options, config_from_options, validate_config
 from ..distros import OsRelease
 from ..dockerfiles import plan_layer
@@ -100,7 +101,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_bootstrap(args: argparse.Namespace) -> int:
-    images.validate_reference(args.image)
+    validate_reference(args.image)
     engine = Engine.connect(engine_url(chosen_engine(args)))
     with reporting(args, "bootstrap") as report:
         image_id = bootstrap.bootstrap_debian(
@@ -117,7 +118,7 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
         plan = plan_layer("<base image>", os_release)
         requirements = ipykernel_stack(python_version(args.python)) if args.python else None
     elif args.image:
-        images.validate_reference(args.image)
+        validate_reference(args.image)
         engine = Engine.connect()
         base = engine.find_image(args.image)
         if base is None:

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .. import kernelspecs, pool, references, usage
+from .. import kernelspecs, orphans, pool, references, usage
 from ..engine import Engine
 from ..errors import EngineUnavailable, ImageNotFound
 from .common import connect, kernels_by_engine, mb, say, table
@@ -186,7 +186,7 @@ def cmd_gc(args: argparse.Namespace) -> int:
         if engine is None:
             continue
         references.reconcile(engine, kernels)
-        removed += engine.collect_orphans()
+        removed += orphans.collect(engine)
         if args.images:
             _collect_images(engine, url or "the default engine", args.dry_run)
     for kernel in removed:

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from urllib.parse import urlparse
 
 import docker
 
-from .. import owners
-from ..runtime import runtime_root
 from . import podman
 from ._base import DOCKER_SOCKET, engine_errors
-from .containers import ContainersMixin, KernelContainer
+from .containers import ContainersMixin
 from .images import ImagesMixin
-from .labels import LABEL_OWNER, LABEL_RUNTIME_DIR
 from .services import ServicesMixin
 from .volumes import VolumesMixin
 
@@ -35,50 +31,6 @@ class Engine(ImagesMixin, ContainersMixin, ServicesMixin, VolumesMixin):
         # The system's ssh (its config, agent and known hosts), TLS from DOCKER_CERT_PATH.
         client = docker.from_env(environment=environment, timeout=timeout, use_ssh_client=ssh)
         return cls(client, url)
-
-    def collect_orphans(
-        self, owner_is_gone: Callable[[str], bool] = owners.owner_is_gone
-    ) -> list[KernelContainer]:
-        """Remove kernel containers and services whose owning process is gone.
-
-        ``owner_is_gone`` judges an owner token; a launcher's watchdog, which knows its
-        launcher has died, passes its own judgement.
-        """
-        removed = self.orphans(owner_is_gone)
-        for kernel in removed:
-            if kernel.status == "service":  # what kernel_services lists
-                self.remove_kernel_service(kernel.id)
-            else:
-                self.remove_container(kernel.id)
-            remove_runtime_dir(kernel.labels.get(LABEL_RUNTIME_DIR, ""))
-        self._collect_orphan_secrets(owner_is_gone)
-        return removed
-
-    def orphans(
-        self, owner_is_gone: Callable[[str], bool] = owners.owner_is_gone
-    ) -> list[KernelContainer]:
-        """Kernel containers and services whose owning process is gone (what `gc`
-        removes, what `doctor` reports)."""
-        return [
-            kernel
-            for kernel in [*self.kernel_containers(), *self.kernel_services()]
-            if owner_is_gone(kernel.labels.get(LABEL_OWNER, ""))
-        ]
-
-
-def remove_runtime_dir(path: str) -> None:
-    """A kernel's runtime folder; a claimed warm container labels a link to the kernel's
-    folder (pool.py): the link and its folder. Only ever a folder of this user's runtime
-    root: a label is anyone's to write who can create a container on the engine."""
-    if not path or os.path.dirname(path) != str(runtime_root()):
-        return
-    if os.path.islink(path):
-        target = os.path.realpath(path)
-        os.unlink(path)
-        if os.path.dirname(target) == os.path.dirname(path):  # only a sibling in the root
-            shutil.rmtree(target, ignore_errors=True)
-        return
-    shutil.rmtree(path, ignore_errors=True)
 
 
 ENGINES = ("docker", "podman")

@@ -47,6 +47,8 @@ class KernelContainerSpec:
 
 @dataclass(frozen=True)
 class ContainerState:
+    """What the engine reports about a container."""
+
     running: bool
     exit_code: int | None
     pid: int = 0  # the container's init, as the engine's host sees it; 0 when stopped
@@ -55,6 +57,8 @@ class ContainerState:
 
 @dataclass(frozen=True)
 class KernelContainer:
+    """A kernel container or service the engine lists, with its labels."""
+
     id: str
     name: str
     labels: dict[str, str]
@@ -165,6 +169,7 @@ class ContainersMixin(EngineBase):
 
     @engine_errors
     def container_logs(self, container_id: str, tail: int = 20) -> str:
+        """The last ``tail`` lines of a container's output ('' when it is gone)."""
         try:
             logs: bytes = self.api.logs(container_id, tail=tail)
             return logs.decode(errors="replace")
@@ -173,6 +178,7 @@ class ContainersMixin(EngineBase):
 
     @engine_errors
     def remove_container(self, container_id: str) -> None:
+        """Remove a container, running or not; a missing one is no error."""
         try:
             self.api.remove_container(container_id, force=True)
         except docker.errors.NotFound:

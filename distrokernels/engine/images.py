@@ -191,11 +191,13 @@ class ImagesMixin(EngineBase):
 
     @engine_errors
     def tag_image(self, image_id: str, reference: str) -> None:
+        """Point ``reference`` at ``image_id`` (moving it from any other image)."""
         repository, tag = _split_tag(reference)
         self.api.tag(image_id, repository, tag, force=True)
 
     @engine_errors
     def images_labelled(self, label: str) -> list[dict[str, Any]]:
+        """The images carrying ``label``, as the engine lists them."""
         return [self._as_docker_names(i) for i in self.api.images(filters={"label": label})]
 
     def _as_docker_names(self, image: dict[str, Any]) -> dict[str, Any]:

@@ -58,10 +58,12 @@ def user_socket() -> str:
 
 
 def user_url() -> str:
+    """The URL of this user's rootless Podman socket."""
     return f"unix://{user_socket()}"
 
 
 def is_user_url(url: str) -> bool:
+    """Whether ``url`` is this user's own Podman socket."""
     return url == user_url()
 
 
@@ -145,6 +147,7 @@ class PodmanHost:
 
     @classmethod
     def from_info(cls, info: dict[str, Any]) -> PodmanHost:
+        """The facts of Podman's ``info`` this package acts on."""
         host, store = info.get("host") or {}, info.get("store") or {}
         return cls(
             rootless=bool((host.get("security") or {}).get("rootless")),
@@ -178,6 +181,7 @@ class PodmanHost:
 
     @property
     def storage_warning(self) -> str:
+        """Why builds and starts will be slow on this storage driver ('' if they will not)."""
         if self.graph_driver != "vfs":
             return ""
         return (

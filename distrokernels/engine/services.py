@@ -21,11 +21,12 @@ from docker.types import (
     ServiceMode,
     TaskTemplate,
 )
+from docker.utils import parse_bytes
 
 from ..errors import KernelStartFailed
 from ._base import NOT_A_MANAGER, EngineBase, engine_errors
 from .containers import KernelContainer, KernelContainerSpec
-from .labels import LABEL_KERNEL_ID, LABEL_OWNER
+from .labels import LABEL_KERNEL_ID
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class KernelTask:
 
     @property
     def running(self) -> bool:
+        """Whether the task is starting or running."""
         return self.state in _TASK_STARTING or self.state == "running"
 
 
@@ -74,33 +76,6 @@ class ServicesMixin(EngineBase):
         the task, and they never show in the service's spec or environment.
         """
         c = spec.container
-        uid, _, gid = c.user.partition(":")
-        secrets = []
-        for path, content in c.files.items():
-            with _not_a_manager_is_a_start_failure():
-                secret = self.api.create_secret(
-                    f"{c.name}-{Path(path).name}", content, labels=c.labels
-                )
-            secrets.append(
-                SecretReference(
-                    secret["ID"],
-                    f"{c.name}-{Path(path).name}",
-                    filename=path,
-                    uid=uid,
-                    gid=gid or uid,
-                    mode=0o400,
-                )
-            )
-        mounts = [_bind_mount(bind) for bind in c.binds]
-        mounts += [Mount(target, None, type="tmpfs", tmpfs_mode=0o1777) for target in c.tmpfs]
-        resources = Resources(
-            cpu_limit=int(c.cpus * 1e9) if c.cpus else None,
-            cpu_reservation=int(c.cpus * 1e9) if c.cpus else None,
-            mem_limit=_bytes(c.memory) if c.memory else None,
-            mem_reservation=_bytes(c.memory) if c.memory else None,
-        )
-        if c.pids_limit:
-            resources.setdefault("Limits", {})["Pids"] = c.pids_limit
         container_spec = ContainerSpec(
             c.image,
             command=c.command,
@@ -108,8 +83,8 @@ class ServicesMixin(EngineBase):
             workdir=c.working_dir,
             user=c.user,
             labels=c.labels,
-            mounts=mounts,
-            secrets=secrets,
+            mounts=_mounts(c),
+            secrets=self._file_secrets(c),
             init=True,
             cap_add=c.cap_add or None,
             cap_drop=c.cap_drop or None,
@@ -117,7 +92,7 @@ class ServicesMixin(EngineBase):
         )
         template = TaskTemplate(
             container_spec,
-            resources=resources,
+            resources=service_resources(c),
             restart_policy=RestartPolicy(condition="none"),
             placement=Placement(constraints=spec.constraints or None),
         )
@@ -137,6 +112,21 @@ class ServicesMixin(EngineBase):
                 template, name=c.name, labels=c.labels, endpoint_spec=endpoint
             )
         return str(service["ID"])
+
+    def _file_secrets(self, c: KernelContainerSpec) -> list[SecretReference]:
+        """The container's files, each as a secret readable only by the kernel's user."""
+        uid, _, gid = c.user.partition(":")
+        secrets = []
+        for path, content in c.files.items():
+            name = f"{c.name}-{Path(path).name}"
+            with _not_a_manager_is_a_start_failure():
+                secret = self.api.create_secret(name, content, labels=c.labels)
+            secrets.append(
+                SecretReference(
+                    secret["ID"], name, filename=path, uid=uid, gid=gid or uid, mode=0o400
+                )
+            )
+        return secrets
 
     @engine_errors
     def kernel_task(self, service_id: str) -> KernelTask | None:
@@ -173,6 +163,7 @@ class ServicesMixin(EngineBase):
 
     @engine_errors
     def service_logs(self, service_id: str, tail: int = 20) -> str:
+        """The last ``tail`` lines of a service's output ('' when it is gone)."""
         try:
             chunks = self.api.service_logs(
                 service_id, stdout=True, stderr=True, tail=tail, follow=False
@@ -233,15 +224,15 @@ class ServicesMixin(EngineBase):
                 raise
             return []
 
-    def _collect_orphan_secrets(self, owner_is_gone: Callable[[str], bool]) -> None:
-        """Secrets of a start that died between creating them and creating its service."""
-        for secret in self._swarm_listing(
-            lambda: self.api.secrets(filters={"label": LABEL_KERNEL_ID})
-        ):
-            labels = secret["Spec"].get("Labels") or {}
-            if owner_is_gone(labels.get(LABEL_OWNER, "")):
-                with contextlib.suppress(docker.errors.APIError):  # in use: its service's gc
-                    self.api.remove_secret(secret["ID"])
+    def kernel_secrets(self) -> dict[str, dict[str, str]]:
+        """The kernels' swarm secrets (connection files): id -> labels."""
+        secrets = self._swarm_listing(lambda: self.api.secrets(filters={"label": LABEL_KERNEL_ID}))
+        return {secret["ID"]: secret["Spec"].get("Labels") or {} for secret in secrets}
+
+    def remove_secret(self, secret_id: str) -> None:
+        """Remove a secret; one still in use stays (its service's removal takes it)."""
+        with contextlib.suppress(docker.errors.APIError):
+            self.api.remove_secret(secret_id)
 
 
 def task_ports(port_status: dict[str, Any]) -> dict[int, int]:
@@ -272,10 +263,19 @@ def _bind_mount(bind: str) -> Mount:
     return Mount(target, source, type=kind, read_only=mode == "ro")
 
 
-def _bytes(size: str) -> int:
-    """'2g' -> 2147483648, as docker's --memory reads it."""
-    units = {"b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-    text = size.strip().lower()
-    if text[-1:] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
+def _mounts(c: KernelContainerSpec) -> list[Mount]:
+    """The container's binds and tmpfs folders as a service's mounts."""
+    mounts = [_bind_mount(bind) for bind in c.binds]
+    return mounts + [Mount(target, None, type="tmpfs", tmpfs_mode=0o1777) for target in c.tmpfs]
+
+
+def service_resources(c: KernelContainerSpec) -> Resources:
+    """The container's limits, reserved as well so the swarm places it where they fit."""
+    nano_cpus = int(c.cpus * 1e9) if c.cpus else None
+    memory = parse_bytes(c.memory.lower()) if c.memory else None
+    resources = Resources(
+        cpu_limit=nano_cpus, cpu_reservation=nano_cpus, mem_limit=memory, mem_reservation=memory
+    )
+    if c.pids_limit:
+        resources.setdefault("Limits", {})["Pids"] = c.pids_limit
+    return resources

@@ -3,9 +3,9 @@
 import pytest
 
 from distrokernels.bootstrap import debian_suite
+from distrokernels.checks import validate_reference
 from distrokernels.engine.images import _split_tag
 from distrokernels.errors import InvalidInput
-from distrokernels.images import validate_reference
 
 
 @pytest.mark.parametrize(

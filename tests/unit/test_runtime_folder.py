@@ -9,7 +9,7 @@ import os
 import pytest
 
 from distrokernels import runtime
-from distrokernels.engine.client import remove_runtime_dir
+from distrokernels.runtime import remove_labelled
 
 
 @pytest.fixture
@@ -65,8 +65,8 @@ def test_a_link_in_place_of_the_root_is_passed_over_for_a_private_folder(tmp_pat
 def test_gc_removes_only_folders_of_this_users_runtime_root(root, tmp_path):
     victim = tmp_path / "notebooks"
     victim.mkdir()
-    remove_runtime_dir(str(victim))  # a label anyone could have written
+    remove_labelled(str(victim))  # a label anyone could have written
     assert victim.exists()
     folder = runtime.new_kernel_folder()
-    remove_runtime_dir(folder)
+    remove_labelled(folder)
     assert not os.path.exists(folder)

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from distrokernels import connection
-from distrokernels.engine import container_ports, remote_address, task_ports
-from distrokernels.engine.services import _bytes
+from distrokernels.engine import KernelContainerSpec, container_ports, remote_address, task_ports
+from distrokernels.engine.services import service_resources
 from distrokernels.errors import KernelStartFailed, PlaintextRefused
 
 CLIENT = {
@@ -96,7 +96,8 @@ def test_empty_url_follows_docker_host(monkeypatch):
 
 @pytest.mark.parametrize(("text", "size"), [("2g", 2 << 30), ("512m", 512 << 20), ("1000", 1000)])
 def test_memory_sizes_read_as_docker_reads_them(text, size):
-    assert _bytes(text) == size
+    spec = KernelContainerSpec("i", [], "1000:1000", "/w", {}, [], {}, memory=text)
+    assert service_resources(spec)["Limits"]["MemoryBytes"] == size
 
 
 # Seen on Engine 20.10 once its IPv4 and IPv6 port allocators had drifted apart.
