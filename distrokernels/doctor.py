@@ -15,9 +15,10 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import images, kernelspecs, locks, orphans, runtime, usage
-from .engine import Engine, choose_engine, engine_url
+from . import kernelspecs, locks, orphans, runtime, usage
+from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
+from .ids import short_id
 
 _PROVISIONER_CHECK = (
     "from importlib.metadata import entry_points; "
@@ -113,11 +114,11 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
             gone = (
                 kernel.image
                 if kernel.runs == kernel.image
-                else f"{kernel.runs[:19]} ({kernel.image})"
+                else f"{short_id(kernel.runs)} ({kernel.image})"
             )
             yield Check(what, False, f"its image {gone} is not on its engine", reinstall)
             continue
-        labelled = (image.get("Config", {}).get("Labels") or {}).get(images.LABEL_LOCK_DIGEST)
+        labelled = (image.get("Config", {}).get("Labels") or {}).get(LABEL_LOCK_DIGEST)
         try:
             recorded = locks.Lock.from_text(kernel.lock_text(), f"{kernel.name}'s lock").digest
         except DistroKernelsError as error:
@@ -127,11 +128,12 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
             yield Check(
                 what,
                 False,
-                f"its kernel.lock ({recorded[:19]}) is not its image's ({str(labelled)[:19]})",
+                f"its kernel.lock ({short_id(recorded)}) is not its image's "
+                f"({short_id(str(labelled))})",
                 reinstall,
             )
             continue
-        yield Check(what, True, f"{kernel.image}, lock {recorded[:19]}")
+        yield Check(what, True, f"{kernel.image}, lock {short_id(recorded)}")
 
 
 def _orphans(engine: Engine, where: str) -> Check:

@@ -21,8 +21,16 @@ from . import __version__, bootstrap, locks
 from .checks import validate_reference
 from .distros import OsRelease
 from .dockerfiles import EXTRAS_DIR, LayerPlan, plan_layer, render_extras_dockerfile
-from .engine import LABEL, Engine
+from .engine import (
+    LABEL_BUILD_KEY,
+    LABEL_LOCK,
+    LABEL_LOCK_DIGEST,
+    LABEL_REQUEST_KEY,
+    Engine,
+    image_label,
+)
 from .errors import BuildFailed, ImageNotFound, LockMismatch
+from .ids import short_id
 from .probe import Probe, probe_image
 from .recipes import recipe_for
 from .reporting import note, phase
@@ -38,10 +46,6 @@ from .wheels import (
 
 REPOSITORY = "distrokernels"
 
-LABEL_BUILD_KEY = f"{LABEL}.build-key"
-LABEL_REQUEST_KEY = f"{LABEL}.request-key"
-LABEL_LOCK = f"{LABEL}.lock"
-LABEL_LOCK_DIGEST = f"{LABEL}.lock-digest"
 
 Progress = Callable[[str], None]
 
@@ -61,7 +65,7 @@ class KernelImage:
     labels: dict[str, str]
 
     def label(self, key: str) -> str:
-        return self.labels.get(f"{LABEL}.{key}", "")
+        return self.labels.get(image_label(key), "")
 
     @property
     def display_name(self) -> str:
@@ -229,8 +233,8 @@ def build_kernel_image(
         assert options.lock is not None
         note(
             progress,
-            f"the lock's base image {options.lock.base_id[:19]} is not here: {base.reference} "
-            f"is {base.id[:19]} ({SOURCES[base.source]}); its packages are compared with "
+            f"the lock's base image {short_id(options.lock.base_id)} is not here: {base.reference} "
+            f"is {short_id(base.id)} ({SOURCES[base.source]}); its packages are compared with "
             "the lock's after the build",
         )
     network = "none" if options.source.offline else None
@@ -381,10 +385,10 @@ def _extras_image(
     labels = {
         # Labels are inherited: this image must not pass for the dependency layer it extends.
         LABEL_BUILD_KEY: "",
-        f"{LABEL}.extras-pip": " ".join(extras.pip),
-        f"{LABEL}.extras-packages": " ".join(extras.packages),
-        f"{LABEL}.extra-wheels": " ".join(f"{w.filename}#sha256={w.sha256}" for w in wheels),
-        f"{LABEL}.dependency-image": dependency.id,
+        image_label("extras-pip"): " ".join(extras.pip),
+        image_label("extras-packages"): " ".join(extras.packages),
+        image_label("extra-wheels"): " ".join(f"{w.filename}#sha256={w.sha256}" for w in wheels),
+        image_label("dependency-image"): dependency.id,
     }
     dockerfile = render_extras_dockerfile(
         dependency.id,
@@ -435,19 +439,21 @@ def _labels(base: BaseImage, probe: Probe, key: str, wheels: list[Wheel]) -> dic
     os_release = probe.os_release
     return {
         LABEL_BUILD_KEY: key,
-        f"{LABEL}.display": os_release.display_name,
-        f"{LABEL}.slug": os_release.slug,
-        f"{LABEL}.distro": os_release.pretty_name or os_release.display_name,
-        f"{LABEL}.family": os_release.family,
-        f"{LABEL}.os-id": os_release.id,
-        f"{LABEL}.os-version": os_release.version_id,
-        f"{LABEL}.os-like": " ".join(os_release.id_like),
-        f"{LABEL}.python": probe.python_full_version,
-        f"{LABEL}.ipykernel": versions.get("ipykernel", ""),
-        f"{LABEL}.base-ref": base.reference,
-        f"{LABEL}.base-image": base.id,
-        f"{LABEL}.libc": f"{probe.libc} {'.'.join(map(str, probe.libc_version))}",
-        f"{LABEL}.machine": probe.machine,
-        f"{LABEL}.wheels": " ".join(f"{wheel.filename}#sha256={wheel.sha256}" for wheel in wheels),
-        f"{LABEL}.version": __version__,
+        image_label("display"): os_release.display_name,
+        image_label("slug"): os_release.slug,
+        image_label("distro"): os_release.pretty_name or os_release.display_name,
+        image_label("family"): os_release.family,
+        image_label("os-id"): os_release.id,
+        image_label("os-version"): os_release.version_id,
+        image_label("os-like"): " ".join(os_release.id_like),
+        image_label("python"): probe.python_full_version,
+        image_label("ipykernel"): versions.get("ipykernel", ""),
+        image_label("base-ref"): base.reference,
+        image_label("base-image"): base.id,
+        image_label("libc"): f"{probe.libc} {'.'.join(map(str, probe.libc_version))}",
+        image_label("machine"): probe.machine,
+        image_label("wheels"): " ".join(
+            f"{wheel.filename}#sha256={wheel.sha256}" for wheel in wheels
+        ),
+        image_label("version"): __version__,
     }

@@ -14,6 +14,7 @@ from .config import DEFAULT_PIDS_LIMIT
 from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
 from .errors import InvalidInput
+from .ids import short_id
 from .reporting import note, phase
 from .runtime import runtime_root
 
@@ -75,7 +76,7 @@ def install_kernel(
     base = images.acquire_base(
         engine, reference, pull=pull, progress=progress, offline=options.source.offline
     )
-    progress(f"base image {reference}: {images.SOURCES[base.source]} ({base.id[:19]})")
+    progress(f"base image {reference}: {images.SOURCES[base.source]} ({short_id(base.id)})")
     image = images.build_kernel_image(engine, base, options, progress)
     name = kernelspecs.default_name(image) if name is None else name
     display_name = display_name or kernelspecs.default_display_name(image)

@@ -21,6 +21,7 @@ from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
 from . import PROVISIONER_NAME
 from .checks import require
+from .config import KernelConfig
 from .connection import supports_curve
 from .dockerfiles import KERNEL_PYTHON
 from .engine import engine_url
@@ -172,32 +173,39 @@ class InstalledKernel:
 
     @property
     def config(self) -> dict[str, Any]:
+        """The settings kernel.json records (``metadata.kernel_provisioner.config``)."""
         config: dict[str, Any] = (
             self.spec.get("metadata", {}).get("kernel_provisioner", {}).get("config", {})
         )
         return config
 
+    def setting(self, name: str) -> Any:
+        """A setting as the kernel's starts read it: recorded, else KernelConfig's default
+        (an unknown name is a KeyError, not a silent default)."""
+        trait = KernelConfig.class_traits()[name]
+        return self.config[name] if name in self.config else trait.default()
+
     @property
     def image(self) -> str:
         """The tag the kernel runs: content-addressed (the lock digest), so it stays exact
         even when a rebuild of the same content gives the image a new id."""
-        return str(self.config.get("image") or self.config.get("image_id", ""))
+        return str(self.setting("image") or self.setting("image_id"))
 
     @property
     def runs(self) -> str:
         """What its kernels run: the exact build the kernelspec recorded (its image id),
         or, for a kernelspec from before ids were recorded, its tag."""
-        return str(self.config.get("image_id") or self.image)
+        return str(self.setting("image_id") or self.image)
 
     @property
     def docker_host(self) -> str:
         """The engine the kernel runs on; '' for the default one."""
-        return str(self.config.get("docker_host", ""))
+        return str(self.setting("docker_host"))
 
     @property
     def engine(self) -> str:
         """'docker' or 'podman'."""
-        return str(self.config.get("engine", "docker"))
+        return str(self.setting("engine"))
 
     @property
     def engine_url(self) -> str:

@@ -13,9 +13,10 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .checks import validate_reference
+from .checks import require, validate_reference
 from .engine import Engine
 from .errors import InvalidInput
+from .ids import short_id
 from .recipes import validate_package_names
 from .wheels import Wheel, parse_requirements
 
@@ -124,9 +125,18 @@ class Lock:
         return [Wheel(entry["filename"], entry["sha256"]) for entry in self.data[key]]
 
     @property
-    def extras(self) -> dict[str, list[str]]:
-        extras: dict[str, list[str]] = self.data["extras"]
-        return extras
+    def extras(self) -> LockedExtras:
+        """What was asked for on top of the kernel: wheels' requirements, distro packages."""
+        extras = self.data["extras"]
+        return LockedExtras(tuple(extras["pip"]), tuple(extras["packages"]))
+
+
+@dataclass(frozen=True)
+class LockedExtras:
+    """The extras a lock records, as pip and the package manager are given them."""
+
+    pip: tuple[str, ...]
+    packages: tuple[str, ...]
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -141,23 +151,21 @@ def _check(data: dict[str, Any]) -> None:
     TypeError, ValueError of a wrong shape) otherwise."""
     base = data["base"]
     validate_reference(str(base["reference"]))
-    if not _IMAGE_ID.fullmatch(base["id"]) or not isinstance(base.get("digest", ""), str):
-        raise InvalidInput(f"base image id {str(base['id'])[:80]!r} is not an image id", "")
-    if "python" in data and not _PYTHON.fullmatch(data["python"]):
-        raise InvalidInput(f"python {str(data['python'])[:40]!r} is not a version", "")
+    require(_IMAGE_ID, base["id"], "an image id", "", "base image id")
+    if not isinstance(base.get("digest", ""), str):
+        raise InvalidInput(f"base image digest {str(base['digest'])[:80]!r} is not a digest", "")
+    if "python" in data:
+        require(_PYTHON, data["python"], "a version", "", "python")
     for key in ("wheels", "extra_wheels"):
         for wheel in data.get(key, []):
-            if not _WHEEL_FILE.fullmatch(wheel["filename"]) or not _SHA256.fullmatch(
-                wheel["sha256"]
-            ):
-                raise InvalidInput(f"{str(wheel)[:100]!r} is not a wheel and its sha256", "")
+            require(_WHEEL_FILE, wheel["filename"], "a wheel's file name", "", key)
+            require(_SHA256, wheel["sha256"], "a sha256", "", wheel["filename"])
     if parse_requirements(list(data["extras"]["pip"])) != tuple(data["extras"]["pip"]):
         raise InvalidInput("its extra requirements are not written as pip writes them", "")
     validate_package_names(tuple(data["extras"]["packages"]))
     for name, version in data["distro_packages"].items():
         validate_package_names((name,))
-        if not _DISTRO_VERSION.fullmatch(version):
-            raise InvalidInput(f"distro package {name} has version {version[:60]!r}", "")
+        require(_DISTRO_VERSION, version, "a version", "", f"distro package {name}")
 
 
 def make_lock(
@@ -194,7 +202,9 @@ def differences(
     """
     found = []
     if same_base_id and expected.base_id != actual.base_id:
-        found.append(f"base image {actual.base_id[:19]} instead of {expected.base_id[:19]}")
+        found.append(
+            f"base image {short_id(actual.base_id)} instead of {short_id(expected.base_id)}"
+        )
     if expected.data.get("python") != actual.data.get("python"):
         found.append(f"Python {actual.data.get('python')} instead of {expected.data.get('python')}")
     for key in ("wheels", "extra_wheels"):

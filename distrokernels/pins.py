@@ -19,8 +19,10 @@ its own there, which ``run`` keeps.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import nbformat
 
 from . import images, installer, kernelspecs, locks
 from .errors import DistroKernelsError, InvalidInput, KernelspecNotFound
+from .ids import short_id
 from .reporting import note
 from .wheels import WheelSource
 
@@ -163,8 +166,8 @@ def check_drift(pin: Pin, source: str, digest: str | None) -> str:
         return f"{source}'s kernel {pin.kernelspec!r} is not installed"
     if digest != pin.digest:
         return (
-            f"{source} is pinned to {pin.kernelspec} with lock {pin.digest[:19]}, but the "
-            f"installed {pin.kernelspec} has lock {digest[:19]}"
+            f"{source} is pinned to {pin.kernelspec} with lock {short_id(pin.digest)}, but the "
+            f"installed {pin.kernelspec} has lock {short_id(digest)}"
         )
     return ""
 
@@ -194,11 +197,36 @@ def pinned_by(folder: Path, skipped: Callable[[str], None]) -> dict[str, str]:
     return status
 
 
+class SyncOutcome(str, Enum):
+    """What `sync` did for a notebook's kernel."""
+
+    INSTALLED = "installed"
+    DRIFTED = "installed, drifted"  # built from the pin, allowed to differ from it
+    ALREADY_THERE = "already there"
+    WOULD_INSTALL = "would install"  # a dry run
+    NOT_PINNED = "not pinned"
+    FAILED = "failed"
+
+
 @dataclass(frozen=True)
 class SyncResult:
+    """One notebook's outcome, with what the table shows as its status."""
+
     notebook: Path
     kernel: str  # '' when the notebook has no pin
-    status: str  # installed, already there, would install, not pinned, failed: why
+    outcome: SyncOutcome
+    detail: str = ""  # why it failed; what a dry run would install from
+    replaced_another_lock: bool = False
+
+    @property
+    def status(self) -> str:
+        """'installed', 'failed: why', 'would install from its lock (debian:bookworm)'..."""
+        text = self.outcome.value
+        if self.detail:
+            text += f": {self.detail}" if self.outcome is SyncOutcome.FAILED else f" {self.detail}"
+        if self.replaced_another_lock:
+            text += f" (replacing the {self.kernel} of another lock)"
+        return text
 
 
 def sync(
@@ -216,43 +244,51 @@ def sync(
     notebooks = notebooks_in(paths)
     read = {path: read_pin(read_notebook(path), str(path)) for path in notebooks}
     wanted: dict[str, Pin] = {}
-    results = []
+    results: list[SyncResult | tuple[Path, str]] = []  # a pair: its kernel's outcome, below
     for path, pin in read.items():
         if pin is None:
-            results.append(SyncResult(path, "", "not pinned"))
+            results.append(SyncResult(path, "", SyncOutcome.NOT_PINNED))
             continue
         first = wanted.setdefault(pin.kernelspec, pin)
         if first.digest != pin.digest:
-            results.append(
-                SyncResult(
-                    path,
-                    pin.kernelspec,
-                    f"failed: pinned to another lock of {pin.kernelspec} than other notebooks",
-                )
-            )
+            why = f"pinned to another lock of {pin.kernelspec} than other notebooks"
+            results.append(SyncResult(path, pin.kernelspec, SyncOutcome.FAILED, why))
             continue
-        results.append(SyncResult(path, pin.kernelspec, ""))
-    done: dict[str, str] = {}
-    for name, pin in wanted.items():
-        before = installed_digest(name)
-        if before == pin.digest:
-            done[name] = "already there"
-        elif dry_run:
-            done[name] = f"would install from its lock ({pin.lock.base_reference})"
-        else:
-            done[name] = _install(pin, source, allow_drift, progress)
-        if before is not None and before != pin.digest and not done[name].startswith("failed"):
-            done[name] += f" (replacing the {name} of another lock)"
+        results.append((path, pin.kernelspec))
+    done = {
+        name: _sync_kernel(pin, source, dry_run, allow_drift, progress)
+        for name, pin in wanted.items()
+    }
     return [
-        result if result.status else SyncResult(result.notebook, result.kernel, done[result.kernel])
+        result
+        if isinstance(result, SyncResult)
+        else dataclasses.replace(done[result[1]], notebook=result[0])
         for result in results
     ]
 
 
-def _install(pin: Pin, source: WheelSource, allow_drift: bool, progress: images.Progress) -> str:
+def _sync_kernel(
+    pin: Pin, source: WheelSource, dry_run: bool, allow_drift: bool, progress: images.Progress
+) -> SyncResult:
+    """The kernel a pin names, installed from its lock unless it is there already."""
+    name = pin.kernelspec
+    before = installed_digest(name)
+    if before == pin.digest:
+        return SyncResult(Path(), name, SyncOutcome.ALREADY_THERE)
+    if dry_run:
+        outcome, detail = SyncOutcome.WOULD_INSTALL, f"from its lock ({pin.lock.base_reference})"
+    else:
+        outcome, detail = _install(pin, source, allow_drift, progress)
+    replaced = before is not None and outcome is not SyncOutcome.FAILED
+    return SyncResult(Path(), name, outcome, detail, replaced)
+
+
+def _install(
+    pin: Pin, source: WheelSource, allow_drift: bool, progress: images.Progress
+) -> tuple[SyncOutcome, str]:
     note(progress, f"installing {pin.kernelspec} ({pin.display_name}) from its pinned lock")
     options = images.BuildOptions(
-        extras=images.Extras(tuple(pin.lock.extras["pip"]), tuple(pin.lock.extras["packages"])),
+        extras=images.Extras(pin.lock.extras.pip, pin.lock.extras.packages),
         source=source,
         lock=pin.lock,
         allow_drift=allow_drift,
@@ -268,5 +304,6 @@ def _install(pin: Pin, source: WheelSource, allow_drift: bool, progress: images.
             pull=not source.offline,
         )
     except DistroKernelsError as error:
-        return f"failed: {error}"
-    return "installed" if installed_digest(pin.kernelspec) == pin.digest else "installed, drifted"
+        return SyncOutcome.FAILED, str(error)
+    exact = installed_digest(pin.kernelspec) == pin.digest
+    return (SyncOutcome.INSTALLED if exact else SyncOutcome.DRIFTED), ""

@@ -41,6 +41,7 @@ from .engine import Engine, KernelContainerSpec
 from .engine.podman import LIMIT_CONTROLLERS
 from .engines import collect_orphans_in_background, remove_in_background
 from .errors import EngineUnavailable, ImageNotFound, KernelStartFailed
+from .ids import short_id
 from .kernel_container import KernelStart, container_spec
 from .kernel_engine import KernelEngine
 from .mounts import exposes_engine
@@ -223,7 +224,8 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             if not isinstance(error, ImageNotFound):
                 raise
             raise KernelStartFailed(
-                f"the image of this kernel is gone ({self.image_reference[:19]}, {self.image})",
+                f"the image of this kernel is gone "
+                f"({short_id(self.image_reference)}, {self.image})",
                 self.reinstall_hint,
             ) from error
         if self.uses_tcp:
@@ -267,7 +269,9 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         if handed:
             await self.engine_calls.adopt(warm.id)
             self._slot_link = warm.slot
-            self.log.info("distrokernels: %s started warm (%s)", self.km.kernel_name, warm.id[:12])
+            self.log.info(
+                "distrokernels: %s started warm (%s)", self.km.kernel_name, short_id(warm.id)
+            )
         return handed
 
     def _drop_claim(self) -> None:

@@ -30,12 +30,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine import LABEL, Engine
+from .engine import Engine, image_label
+from .ids import short_id
 from .images import REPOSITORY
 from .kernelspecs import InstalledKernel
 
 REF_REPOSITORY = "distrokernels-ref"
-_KERNEL_IMAGES = f"{LABEL}.slug"  # every image distrokernels built carries it
+_KERNEL_IMAGES = image_label("slug")  # every image distrokernels built carries it
 
 
 def owner_key() -> str:
@@ -206,4 +207,4 @@ def collect(engine: Engine, found: Unreferenced) -> int:
 
 def _name(image: dict[str, Any]) -> str:
     tags = _tags(image)
-    return tags[0] if tags else str(image["Id"])[:19]
+    return tags[0] if tags else short_id(str(image["Id"]))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .engine import LABEL, Engine
+from .engine import Engine, image_label
 from .kernelspecs import InstalledKernel
 
 
@@ -54,8 +54,8 @@ def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
             usages.append(KernelUsage(kernel.name, kernel.image, "missing"))
             continue
         labels = (image.get("Config") or {}).get("Labels") or {}
-        base = inspect(labels.get(f"{LABEL}.base-image", "")) or {"RootFS": {}, "Size": 0}
-        dependency = inspect(labels.get(f"{LABEL}.dependency-image", "")) or image
+        base = inspect(labels.get(image_label("base-image"), "")) or {"RootFS": {}, "Size": 0}
+        dependency = inspect(labels.get(image_label("dependency-image"), "")) or image
         tiers.append((kernel, _tier(base), _tier(dependency), _tier(image)))
     for kernel, base_tier, dependency_tier, image_tier in tiers:
         others = [t for t in tiers if t[0] is not kernel]

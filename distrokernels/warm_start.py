@@ -20,6 +20,7 @@ from . import owners, pool, transport
 from .config import KernelConfig
 from .engine import KernelContainerSpec
 from .guards import HostGuard
+from .ids import short_id
 from .kernel_container import KernelStart, container_spec
 from .mounts import exposes_engine
 from .pool import POOL, Template, WarmContainer
@@ -91,9 +92,9 @@ def hand_over(
             os.path.join(runtime_dir, IO), spec.command, spec.working_dir, spec.environment
         )
         if not handed:
-            log.info("distrokernels: warm container %s was gone", warm.id[:12])
+            log.info("distrokernels: warm container %s was gone", short_id(warm.id))
     except UnsafePath as error:
-        log.warning("distrokernels: warm container %s retired: %s", warm.id[:12], error)
+        log.warning("distrokernels: warm container %s retired: %s", short_id(warm.id), error)
         handed = False
     if not handed:
         POOL.discard(engine_url, [warm])

@@ -14,6 +14,7 @@ from ..distros import OsRelease
 from ..dockerfiles import plan_layer
 from ..engine import Engine, engine_url
 from ..errors import InvalidInput
+from ..ids import short_id
 from ..probe import probe_image
 from ..recipes import validate_package_names
 from ..wheels import ipykernel_stack, parse_requirements, python_version
@@ -82,7 +83,7 @@ def _extras(args: argparse.Namespace, lock: locks.Lock | None) -> images.Extras:
     if lock is not None:
         if pip or packages:
             raise InvalidInput("--lock fixes the extras", "drop --pip/--requirements/--packages")
-        return images.Extras(tuple(lock.extras["pip"]), tuple(lock.extras["packages"]))
+        return images.Extras(lock.extras.pip, lock.extras.packages)
     return images.Extras(parse_requirements(pip), validate_package_names(packages))
 
 
@@ -107,7 +108,7 @@ def cmd_bootstrap(args: argparse.Namespace) -> int:
         image_id = bootstrap.bootstrap_debian(
             engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=report
         )
-        report.finish([f"bootstrapped {args.image} ({image_id[:19]})"])
+        report.finish([f"bootstrapped {args.image} ({short_id(image_id)})"])
     print(image_id)
     return 0
 

@@ -12,6 +12,7 @@ from typing import Any
 from .. import kernelspecs, orphans, pool, references, usage
 from ..engine import Engine
 from ..errors import EngineUnavailable, ImageNotFound
+from ..ids import short_id
 from .common import connect, kernels_by_engine, mb, say, table
 
 
@@ -62,7 +63,7 @@ def _list_row(
     kernel: kernelspecs.InstalledKernel, status: str, warm: list[int | None]
 ) -> dict[str, Any]:
     """``warm``: the memory of each of this user's idle warm containers of the kernel."""
-    backend = kernel.config.get("backend", "docker")
+    backend = kernel.setting("backend")
     known = [size for size in warm if size is not None]
     return {
         "name": kernel.name,
@@ -78,7 +79,7 @@ def _list_row(
         "engine": kernel.engine,
         "runs_on": f"{'swarm' if backend == 'swarm' else kernel.engine} "
         f"{kernel.docker_host or '(default)'}",
-        "image_in_registry": kernel.config.get("pushed_image", ""),
+        "image_in_registry": kernel.setting("pushed_image"),
         "limits": " ".join(
             f"{key}={kernel.config[key]}"
             for key in ("memory", "cpus", "pids_limit", "cap_add")
@@ -139,7 +140,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
     """The swarm runs a kernel by image id: the same id must be on every node."""
     kernel = kernelspecs.find(args.name)
     source = Engine.connect(kernel.engine_url)
-    image_id = kernel.config.get("image_id", "")
+    image_id = kernel.setting("image_id")
     for url in args.to:
         target = Engine.connect(url)
         if image_id and target.find_image(image_id):
@@ -149,7 +150,7 @@ def cmd_copy(args: argparse.Namespace) -> int:
         source.copy_image_to(target, kernel.image)
         if image_id and not target.find_image(image_id):
             raise ImageNotFound(
-                f"{url} did not receive {kernel.image} with id {image_id[:19]}",
+                f"{url} did not receive {kernel.image} with id {short_id(image_id)}",
                 "check that engine's disk space and logs",
             )
     return 0

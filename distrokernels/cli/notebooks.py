@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..ids import short_id
 from .common import drift_argument, output_arguments, progress, reporting, say, table, wheel_source
 
 
@@ -42,7 +43,7 @@ def cmd_pin(args: argparse.Namespace) -> int:
                 raise
             say(f"skipped {path}: {error.what}")
             continue
-        print(f"{path}: {pin.kernelspec} ({pin.display_name}), lock {pin.digest[:19]}")
+        print(f"{path}: {pin.kernelspec} ({pin.display_name}), lock {short_id(pin.digest)}")
         pinned += 1
     say(f"pinned {pinned} of {len(notebooks)} notebook(s)")
     if not pinned:
@@ -64,11 +65,11 @@ def cmd_sync(args: argparse.Namespace) -> int:
             allow_drift=args.allow_drift,
             progress=report,
         )
-        counts = Counter(result.status.split(" (")[0].split(":")[0] for result in results)
+        counts = Counter(result.outcome.value for result in results)
         report.finish([", ".join(f"{count} {status}" for status, count in sorted(counts.items()))])
     rows = [[str(r.notebook), r.kernel or "-", r.status] for r in results]
     print(table(["NOTEBOOK", "KERNEL", "STATUS"], rows))
-    return 1 if any(result.status.startswith("failed") for result in results) else 0
+    return 1 if any(result.outcome is pins.SyncOutcome.FAILED for result in results) else 0
 
 
 def register(commands: Any) -> None:

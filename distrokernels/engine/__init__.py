@@ -14,13 +14,18 @@ from .client import ENGINES, Engine, choose_engine, engine_url, remote_address
 from .containers import ContainerState, KernelContainer, KernelContainerSpec, container_ports
 from .labels import (
     LABEL,
+    LABEL_BUILD_KEY,
     LABEL_KERNEL_ID,
     LABEL_KERNELSPEC,
+    LABEL_LOCK,
+    LABEL_LOCK_DIGEST,
     LABEL_OWNER,
     LABEL_POOL,
     LABEL_PROBE,
+    LABEL_REQUEST_KEY,
     LABEL_RUNTIME_DIR,
     LABEL_VOLUME,
+    image_label,
 )
 from .services import KernelServiceSpec, KernelTask, task_ports
 
@@ -28,11 +33,15 @@ __all__ = [
     "DOCKERD_SOCKETS",
     "ENGINES",
     "LABEL",
+    "LABEL_BUILD_KEY",
     "LABEL_KERNELSPEC",
     "LABEL_KERNEL_ID",
+    "LABEL_LOCK",
+    "LABEL_LOCK_DIGEST",
     "LABEL_OWNER",
     "LABEL_POOL",
     "LABEL_PROBE",
+    "LABEL_REQUEST_KEY",
     "LABEL_RUNTIME_DIR",
     "LABEL_VOLUME",
     "ContainerState",
@@ -44,6 +53,7 @@ __all__ = [
     "choose_engine",
     "container_ports",
     "engine_url",
+    "image_label",
     "remote_address",
     "task_ports",
 ]
