@@ -43,13 +43,13 @@ import hashlib
 import json
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import runtime
 from .engine import LABEL_KERNELSPEC, LABEL_POOL, LABEL_RUNTIME_DIR, Engine, KernelContainerSpec
 from .engines import remove_in_background, shared_engine
 from .errors import DistroKernelsError
@@ -58,7 +58,6 @@ from .runtime import KERNEL_DIR, open_fifo, remove_tree, runtime_root
 log = logging.getLogger(__name__)
 
 CLAIM_FIFO = "claim"  # in the slot: exists once the waiter has imported and waits
-SLOT_PREFIX = "w-"
 _QUIET = 0.25  # seconds without a start in flight before a refill begins
 _REFILL_RETRY = 5.0  # seconds before a failed refill is tried again
 _REFILL_FAILURES = 3  # then the pool of that kernelspec stops refilling
@@ -139,7 +138,7 @@ class Template:
             command=waiter_command(self.spec.command[0]),
             binds=[*self.spec.binds, f"{slot}:{KERNEL_DIR}:rw"],
             labels={**self.spec.labels, LABEL_RUNTIME_DIR: slot},
-            name=f"distrokernels-pool-{os.path.basename(slot)[len(SLOT_PREFIX) :]}",
+            name=f"distrokernels-pool-{runtime.slot_token(slot)}",
         )
 
 
@@ -188,13 +187,6 @@ def hand_over(folder: str, argv: list[str], cwd: str, env: dict[str, str]) -> bo
         with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(folder, CLAIM_FIFO))
     return True
-
-
-def new_slot(runtime_root: str) -> str:
-    """A new private slot folder in ``runtime_root``."""
-    slot = os.path.join(runtime_root, SLOT_PREFIX + secrets.token_hex(4))
-    os.mkdir(slot, 0o700)
-    return slot
 
 
 def claimed(slot: str) -> bool:
@@ -307,7 +299,7 @@ class KernelPool:
 
     @staticmethod
     def _create(template: Template) -> WarmContainer:
-        slot = new_slot(template.runtime_root)
+        slot = runtime.new_slot(template.runtime_root)
         try:
             engine = shared_engine(template.engine_url)
             container_id = engine.start_kernel_container(template.for_slot(slot))

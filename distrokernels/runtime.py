@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 KERNEL_DIR = "/run/distrokernels"  # a kernel's own folder, as its container sees it
 KERNEL_CONNECTION_FILE = f"{KERNEL_DIR}/kernel.json"
 IO = "io"  # in a kernel's host folder: the folder its container mounts
+SLOT_PREFIX = "w-"  # a warm container's slot (pool.py), beside the kernels' folders
 MAX_IPC_PATH = 107  # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes
 IPC_SAMPLE = f"/{'0' * 8}/{IO}/k-00000"  # the longest socket path below the root
 _FALLBACK_NOTE = "runtime-dir"  # in the state folder: the private /tmp fallback in use
@@ -131,6 +132,18 @@ def new_kernel_folder() -> str:
         )
     folder.mkdir(mode=0o700)
     return str(folder)
+
+
+def new_slot(root: str) -> str:
+    """A new private folder in the runtime root ``root`` for one warm container."""
+    slot = os.path.join(root, SLOT_PREFIX + secrets.token_hex(4))
+    os.mkdir(slot, 0o700)
+    return slot
+
+
+def slot_token(slot: str) -> str:
+    """What makes a slot's name unique (its warm container's name ends with it)."""
+    return os.path.basename(slot)[len(SLOT_PREFIX) :]
 
 
 def is_kernel_folder(path: str) -> bool:

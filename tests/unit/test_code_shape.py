@@ -111,3 +111,26 @@ def test_the_docs_pages_of_settings_and_commands_are_generated_from_the_code():
     assert build_parser().format_help() in commands
     for option in config.cli_options():
         assert option.flag in commands
+
+
+def test_an_interrupted_command_says_what_it_leaves_behind(monkeypatch, capsys):
+    from distrokernels.cli import main, notebooks
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(notebooks, "cmd_pin", interrupted)
+    assert main(["pin", "course/"]) == 130
+    assert capsys.readouterr().err == (
+        "distrokernels: interrupted: the notebooks listed above are pinned; "
+        "the others are unchanged\n"
+    )
+
+
+def test_jupyter_distrokernels_is_the_same_command():
+    jupyter = Path(sys.executable).with_name("jupyter")
+    result = subprocess.run(
+        [str(jupyter), "distrokernels", "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"distrokernels {distrokernels.__version__}"
