@@ -10,6 +10,7 @@ environment has the provisioner, no orphaned kernel container waits for `gc`.
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 from collections.abc import Iterator
@@ -50,6 +51,8 @@ def run_checks() -> list[Check]:
     for url, on_engine in engines.items():
         checks += list(_engine_checks(url, on_engine))
     checks += [_launcher(kernel) for kernel in kernels]
+    if kernels and (jupyter := _jupyter_on_path()) is not None:
+        checks.append(jupyter)
     return checks
 
 
@@ -160,6 +163,11 @@ def _launcher(kernel: kernelspecs.InstalledKernel) -> Check:
     )
     if not python or not os.access(python, os.X_OK):
         return Check(what, False, f"its interpreter {python or '(none)'} is gone", fix)
+    return _has_provisioner(python, what, fix, f"{python} has no distrokernels provisioner")
+
+
+def _has_provisioner(python: str, what: str, fix: str, missing: str) -> Check:
+    """Whether the environment of ``python`` has the distrokernels provisioner."""
     try:
         answer = subprocess.run(
             [python, "-c", _PROVISIONER_CHECK],
@@ -170,8 +178,28 @@ def _launcher(kernel: kernelspecs.InstalledKernel) -> Check:
     except (OSError, subprocess.TimeoutExpired) as error:
         return Check(what, False, f"{python} did not answer ({error})", fix)
     if answer != "True":
-        return Check(what, False, f"{python} has no distrokernels provisioner", fix)
+        return Check(what, False, missing, fix)
     return Check(what, True, f"{python} has the distrokernels provisioner")
+
+
+def _jupyter_on_path() -> Check | None:
+    """The `jupyter` a user runs (lab, notebook, console) lists a distro kernel only if
+    its environment has the provisioner; None when there is no `jupyter` on PATH."""
+    jupyter = shutil.which("jupyter")
+    if jupyter is None:
+        return None
+    try:
+        with open(jupyter, "rb") as script:
+            first = script.readline().decode(errors="replace")
+    except OSError:
+        return None
+    python = first[2:].strip().split(" ")[0] if first.startswith("#!") else ""
+    what = f"jupyter on PATH ({jupyter})"
+    if not python or not os.access(python, os.X_OK):
+        return None  # not a Python script's entry point: nothing to ask
+    fix = f"{python} -m pip install distrokernels (in every Jupyter environment you use)"
+    hidden = "its environment has no distrokernels provisioner: it hides the distro kernels"
+    return _has_provisioner(python, what, fix, hidden)
 
 
 def _reinstall(kernel: kernelspecs.InstalledKernel) -> str:

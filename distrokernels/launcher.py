@@ -32,17 +32,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import functools
 import json
 import os
 import signal
 import sys
-import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import PROVISIONER_NAME, owners
 from .errors import DistroKernelsError, InvalidInput
+from .watchdog import Watchdog, install
 
 if TYPE_CHECKING:  # imported when a kernel starts, after the watchdog's fork
     from jupyter_client.manager import AsyncKernelManager
@@ -50,93 +48,9 @@ if TYPE_CHECKING:  # imported when a kernel starts, after the watchdog's fork
     from .bridge import Bridge
     from .config import KernelConfig
 
-_WATCHDOG_SWEEPS = 2  # a container whose creation was in flight is there by the second
-_WATCHDOG_SWEEP_GAP = 2.0  # seconds
 _KERNEL_POLL_INTERVAL = 5.0  # seconds: the fallback when no disconnect is reported
+_CLIENT_CHECK_INTERVAL = 1.0  # seconds between looking whether the client still runs
 _EXIT_AFTER_DISCONNECT = 2.0  # seconds the engine may take to report a kernel's exit
-_DONE = "done"
-
-
-class Watchdog:
-    """A process that removes this launcher's kernel if the launcher dies first.
-
-    Forked before any thread exists, in a new session (a client that kills the
-    launcher's process group or tree does not reach it). It holds the read end of a
-    pipe whose write end only the launcher has: end of file means the launcher is gone.
-    The launcher writes the engine URLs to sweep, and "done" once it has cleaned up.
-    """
-
-    def __init__(self, write_fd: int) -> None:
-        self._pipe = os.fdopen(write_fd, "w", buffering=1)
-
-    @classmethod
-    def spawn(cls) -> Watchdog:
-        """Fork the watchdog (twice, so init adopts it) and keep the pipe's write end."""
-        token = owners.current_owner()
-        read_fd, write_fd = os.pipe()
-        child = os.fork()
-        if child == 0:  # pragma: no cover - runs in the forked processes
-            try:
-                os.setsid()
-                if os.fork() == 0:
-                    os.close(write_fd)
-                    _watch(read_fd, token)
-            finally:
-                os._exit(0)
-        os.close(read_fd)
-        os.waitpid(child, 0)
-        return cls(write_fd)
-
-    def watch(self, url: str) -> None:
-        """Sweep this engine if the launcher dies (before the kernel is created on it)."""
-        self._pipe.write(f"url {url}\n")
-
-    def release(self) -> None:
-        """The launcher cleaned up itself: nothing left to do."""
-        self._pipe.write(f"{_DONE}\n")
-        self._pipe.close()
-
-
-def _watch(read_fd: int, launcher: str) -> None:  # pragma: no cover - a forked process
-    """Wait for the launcher to go; then remove what it owned. Never returns."""
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):  # the client waits for EOF on the kernel's stdout and stderr
-        os.dup2(devnull, fd)
-    os.closerange(3, read_fd)
-    os.closerange(read_fd + 1, os.sysconf("SC_OPEN_MAX"))
-    received = b""
-    while chunk := os.read(read_fd, 4096):
-        received += chunk
-    lines = received.decode(errors="replace").splitlines()
-    if _DONE not in lines:
-        from . import orphans
-        from .engine import Engine
-
-        for sweep in range(_WATCHDOG_SWEEPS):
-            if sweep:
-                time.sleep(_WATCHDOG_SWEEP_GAP)
-            for url in {line[4:] for line in lines if line.startswith("url ")}:
-                try:
-                    orphans.collect(Engine.connect(url), lambda owner: owner == launcher)
-                except Exception as error:  # no one to tell but the log; `gc` is the fallback
-                    _log_failure(f"could not remove the kernel of {launcher} on {url!r}", error)
-    os._exit(0)
-
-
-@functools.cache
-def _watchdog_log() -> str:
-    from .reporting import log_path
-
-    return str(log_path("watchdog"))
-
-
-def _log_failure(what: str, error: Exception) -> None:  # pragma: no cover - the watchdog
-    """A line in the watchdog's log (it has no terminal): what failed, and why."""
-    path = Path(_watchdog_log())
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a") as log:
-            log.write(f"{what}: {type(error).__name__}: {error}\n")
 
 
 def read_connection_file(path: str) -> dict[str, Any]:
@@ -169,6 +83,7 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
 
     for signum in (signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
+    client_watch = loop.create_task(_stop_when_the_client_is_gone(stop))
     # An interrupt before the kernel runs has nothing to interrupt.
     loop.add_signal_handler(signal.SIGINT, lambda: None)
 
@@ -186,6 +101,7 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
             print(f"distrokernels: error: {death}", file=sys.stderr, flush=True)
     finally:
         bridge.close()
+        client_watch.cancel()
         # A start that failed has nothing left: the provisioner removed what it made.
         if manager.has_kernel:
             if status is None:  # SIGTERM, SIGHUP, or an error here: stop the kernel
@@ -194,6 +110,23 @@ async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int
                 await manager.cleanup_resources()
         watchdog.release()
     return status if status is not None else 0
+
+
+async def _stop_when_the_client_is_gone(stop: asyncio.Event) -> None:
+    """Stop the kernel when the client that launched it is gone, as a local kernel does:
+    the process JPY_PARENT_PID names (jupyter_client sets it), else this launcher's
+    parent (a client SIGKILLed: the launcher is re-parented)."""
+    named = os.environ.get("JPY_PARENT_PID", "")
+    client = int(named) if named.isdigit() else os.getppid()
+    started = owners.process_start_time(client)
+    while True:
+        await asyncio.sleep(_CLIENT_CHECK_INTERVAL)
+        gone = owners.process_start_time(client) != started or (
+            not named and os.getppid() != client
+        )
+        if gone:
+            stop.set()
+            return
 
 
 def _manager_for(name: str, client_info: dict[str, Any]) -> tuple[AsyncKernelManager, KernelConfig]:
@@ -262,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the kernelspec")
     parser.add_argument("-f", dest="connection_file", required=True, help="connection file")
     args = parser.parse_args(argv)
-    watchdog = Watchdog.spawn()
+    watchdog = Watchdog.fork()
+    install(watchdog)  # the provisioner's starts in this process report to it
     from traitlets import TraitError  # after the fork, as every import of a kernel start
 
     try:

@@ -168,6 +168,28 @@ def _check(data: dict[str, Any]) -> None:
         require(_DISTRO_VERSION, version, "a version", "", f"distro package {name}")
 
 
+def _versions(wheels: list[Wheel]) -> dict[str, str]:
+    """Distribution name -> version, from wheel file names (name-version-...whl)."""
+    versions = {}
+    for wheel in wheels:
+        name, _, rest = wheel.filename.partition("-")
+        versions[name.lower().replace("_", "-")] = rest.split("-")[0]
+    return versions
+
+
+def _moved(want: dict[str, str], have: dict[str, str]) -> list[str]:
+    """'platformdirs 4.14.8 -> 4.14.9', 'six 1.16.0 is missing', 'rich 13.0 was added'."""
+    found = []
+    for name in sorted(set(want) | set(have)):
+        if name not in have:
+            found.append(f"{name} {want[name]} is missing")
+        elif name not in want:
+            found.append(f"{name} {have[name]} was added")
+        elif want[name] != have[name]:
+            found.append(f"{name} {want[name]} -> {have[name]}")
+    return found
+
+
 def make_lock(
     base_reference: str,
     base_id: str,
@@ -208,16 +230,13 @@ def differences(
     if expected.data.get("python") != actual.data.get("python"):
         found.append(f"Python {actual.data.get('python')} instead of {expected.data.get('python')}")
     for key in ("wheels", "extra_wheels"):
-        want = {w.filename for w in expected.wheels(key)}
-        have = {w.filename for w in actual.wheels(key)}
-        found += [f"wheel {name} is missing" for name in sorted(want - have)]
-        found += [f"wheel {name} was not in the lock" for name in sorted(have - want)]
+        found += _moved(_versions(expected.wheels(key)), _versions(actual.wheels(key)))
     want_packages = expected.data["distro_packages"]
     have_packages = actual.data["distro_packages"]
     for name in sorted(set(want_packages) | set(have_packages)):
         want, have = want_packages.get(name), have_packages.get(name)
         if want != have:
-            found.append(f"distro package {name}: {have or 'absent'} instead of {want or 'absent'}")
+            found.append(f"distro package {name} {want or 'absent'} -> {have or 'absent'}")
     if len(found) > limit:
         found = [*found[:limit], f"and {len(found) - limit} more"]
     return found

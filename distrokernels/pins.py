@@ -165,11 +165,22 @@ def check_drift(pin: Pin, source: str, digest: str | None) -> str:
     if digest is None:
         return f"{source}'s kernel {pin.kernelspec!r} is not installed"
     if digest != pin.digest:
+        moved = _what_moved(pin)
         return (
             f"{source} is pinned to {pin.kernelspec} with lock {short_id(pin.digest)}, but the "
             f"installed {pin.kernelspec} has lock {short_id(digest)}"
+            + (f": {', '.join(moved)}" if moved else "")
         )
     return ""
+
+
+def _what_moved(pin: Pin) -> list[str]:
+    """Package by package, how the installed kernel differs from the pin's lock."""
+    try:
+        installed = locks.Lock.from_text(kernelspecs.find(pin.kernelspec).lock_text())
+    except DistroKernelsError:
+        return []
+    return locks.differences(pin.lock, installed, same_base_id=False)
 
 
 def pinned_by(folder: Path, skipped: Callable[[str], None]) -> dict[str, str]:

@@ -49,8 +49,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import runtime
-from .engine import LABEL_KERNELSPEC, LABEL_POOL, LABEL_RUNTIME_DIR, Engine, KernelContainerSpec
+from . import owners, runtime
+from .engine import (
+    LABEL_KERNELSPEC,
+    LABEL_OWNER,
+    LABEL_POOL,
+    LABEL_RUNTIME_DIR,
+    Engine,
+    KernelContainerSpec,
+)
 from .engines import remove_in_background, shared_engine
 from .errors import DistroKernelsError
 from .runtime import KERNEL_DIR, open_fifo, remove_tree, runtime_root
@@ -389,6 +396,12 @@ class IdleWarm:
     id: str
     kernelspec: str
     slot: str
+    owner: str  # the process whose pool it is
+
+    @property
+    def serves(self) -> bool:
+        """Whether a live process can still hand it out (not a dead server's leftover)."""
+        return owners.owner_is_alive(self.owner)
 
 
 def idle_warm_containers(engine: Engine) -> list[IdleWarm]:
@@ -401,7 +414,8 @@ def idle_warm_containers(engine: Engine) -> list[IdleWarm]:
         if LABEL_POOL not in labels or Path(slot).parent != root:
             continue
         if os.path.isdir(slot) and not claimed(slot):
-            found.append(IdleWarm(container.id, labels.get(LABEL_KERNELSPEC, ""), slot))
+            owner = labels.get(LABEL_OWNER, "")
+            found.append(IdleWarm(container.id, labels.get(LABEL_KERNELSPEC, ""), slot, owner))
     return found
 
 

@@ -34,7 +34,7 @@ from jupyter_client.manager import KernelManager
 from jupyter_client.multikernelmanager import MultiKernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
-from . import connection, guards, owners, runtime, transport, warm_start
+from . import connection, guards, owners, runtime, transport, warm_start, watchdog
 from .backends import KernelBackend
 from .config import KernelConfig, validate_config
 from .engine import Engine, KernelContainerSpec
@@ -151,6 +151,9 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             session = kwargs.get("env", {}).get("JPY_SESSION_NAME", "")
             self.connection_info = transport.write_ipc_files(km, session)
             cmd = self.container_command(extra_arguments, KERNEL_CONNECTION_FILE)
+        # Gone with this process, however it goes (a killed server, a console that exits
+        # without shutting its kernel down): this process's watchdog removes its kernels.
+        watchdog.for_this_process().watch(self.engine_url)
         collect_orphans_in_background(self.engine_url, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
 

@@ -11,6 +11,7 @@ public call for.
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -53,8 +54,13 @@ def set_up(km: KernelManager, runtime_dir: str, encrypt: bool, uses_tcp: bool) -
 
 
 def write_ipc_files(km: KernelManager, session_name: str) -> KernelConnectionInfo:
-    """Jupyter's connection file (host-only), and what it says, for an IPC kernel."""
-    km.write_connection_file(jupyter_session=session_name)
+    """Jupyter's connection file (host-only), and what it says, for an IPC kernel. The
+    session's name goes in where jupyter_client records one (8+; 7 writes none)."""
+    parameters = inspect.signature(km.write_connection_file).parameters.values()
+    if any(parameter.kind is parameter.VAR_KEYWORD for parameter in parameters):
+        km.write_connection_file(jupyter_session=session_name)
+    else:
+        km.write_connection_file()
     return km.get_connection_info()
 
 

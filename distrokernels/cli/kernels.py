@@ -24,7 +24,8 @@ def cmd_list(args: argparse.Namespace) -> int:
             engine = Engine.connect(url)
             built = references.reconcile(engine, kernels)
             for idle in pool.idle_warm_containers(engine):
-                warm.setdefault(idle.kernelspec, []).append(engine.container_memory(idle.id))
+                if idle.serves:  # a killed server's leftovers are gc's, not warm
+                    warm.setdefault(idle.kernelspec, []).append(engine.container_memory(idle.id))
         except EngineUnavailable:
             built = None
         for kernel in kernels:

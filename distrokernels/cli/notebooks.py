@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -72,6 +74,32 @@ def cmd_sync(args: argparse.Namespace) -> int:
     return 1 if any(result.outcome is pins.SyncOutcome.FAILED for result in results) else 0
 
 
+def cmd_test(args: argparse.Namespace) -> int:
+    from .. import matrix  # nbformat and nbclient: only the notebook commands import them
+    from ..outputs import Sanitizer
+
+    notebooks = matrix.notebooks_in([Path(path) for path in args.paths])
+    kernels = matrix.choose_kernels([k for k in ",".join(args.kernels).split(",") if k])
+    sanitizer = Sanitizer.from_file(Path(args.sanitize_with)) if args.sanitize_with else None
+    result = matrix.run_matrix(
+        notebooks,
+        kernels,
+        reference=args.reference or "",
+        against_stored=args.against_stored,
+        timeout=args.timeout,
+        jobs=args.jobs,
+        sanitizer=sanitizer,
+        progress=progress,
+    )
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(table(["NOTEBOOK", *(kernel.header for kernel in kernels)], result.rows()))
+    failed = result.failed or (args.strict and result.differs)
+    say(f"compared with {result.reference}: " + ("FAILED" if failed else "ok"))
+    return 1 if failed else 0
+
+
 def register(commands: Any) -> None:
     """The notebook commands' parsers."""
     run = commands.add_parser("run", help="execute a notebook headless in its distro kernel")
@@ -93,6 +121,8 @@ def register(commands: Any) -> None:
         run=cmd_pin, leaves="the notebooks listed above are pinned; the others are unchanged"
     )
 
+    _register_test(commands)
+
     sync = commands.add_parser("sync", help="install the kernels pinned notebooks name")
     sync.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")
     sync.add_argument("--dry-run", action="store_true", help="only say what would be installed")
@@ -103,3 +133,38 @@ def register(commands: Any) -> None:
     sync.set_defaults(
         run=cmd_sync, leaves="kernels reported installed are registered; the rest are not"
     )
+
+
+def _register_test(commands: Any) -> None:
+    """`test`'s parser: notebooks x kernels."""
+    test = commands.add_parser(
+        "test", help="run notebooks in several distro kernels and compare their outputs"
+    )
+    test.add_argument("paths", nargs="+", metavar="NOTEBOOK|FOLDER")
+    test.add_argument(
+        "--kernels",
+        action="append",
+        required=True,
+        metavar="NAMES",
+        help="kernels to run in: names, globs on names, or all (comma-separated, repeatable)",
+    )
+    test.add_argument("--reference", metavar="KERNEL", help="compare with it (default: the first)")
+    test.add_argument(
+        "--against-stored", action="store_true", help="compare with the outputs in the notebook"
+    )
+    test.add_argument(
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        metavar="N",
+        help="runs at once (default: one per CPU: a start is CPU-bound, memory is not the limit)",
+    )
+    test.add_argument(
+        "--timeout", type=int, default=600, metavar="S", help="seconds per cell (default 600)"
+    )
+    test.add_argument(
+        "--sanitize-with", metavar="FILE", help="regex replacements before comparing (nbval's)"
+    )
+    test.add_argument("--strict", action="store_true", help="a difference fails too")
+    test.add_argument("--json", action="store_true", help="the whole result as JSON on stdout")
+    test.set_defaults(run=cmd_test, leaves="its runs were stopped; nothing was written")

@@ -1,6 +1,9 @@
 """`distrokernels doctor`: passes on a working machine; each check fails with its fix."""
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 from .conftest import run_cli, variant_kernelspec
 from .test_gc import orphan_of_a_killed_owner
@@ -56,3 +59,22 @@ def test_doctor_finds_an_orphan_and_suggests_gc(installed_kernel, engine, tmp_pa
     assert result.returncode == 1
     assert "FAIL  orphans on the default Docker engine: 1 kernel container(s)" in result.stdout
     assert "fix: distrokernels gc" in result.stdout
+
+
+def test_doctor_says_when_the_jupyter_on_path_cannot_see_distro_kernels(installed_kernel, tmp_path):
+    """A `jupyter` from an environment without distrokernels hides the distro kernels."""
+    elsewhere = tmp_path / "bin"
+    elsewhere.mkdir()
+    jupyter = elsewhere / "jupyter"
+    jupyter.write_text("#!/usr/bin/python3\nimport sys\nsys.exit('an entry point')\n")
+    jupyter.chmod(0o755)
+    result = doctor(PATH=f"{elsewhere}:{os.environ['PATH']}")
+    assert result.returncode == 1
+    assert (
+        f"FAIL  jupyter on PATH ({jupyter}): its environment has no distrokernels provisioner"
+        in result.stdout
+    )
+    assert "fix: /usr/bin/python3 -m pip install distrokernels" in result.stdout
+    ours = Path(sys.executable).parent
+    result = doctor(PATH=f"{ours}:{os.environ['PATH']}")
+    assert f"ok    jupyter on PATH ({ours / 'jupyter'})" in result.stdout

@@ -92,10 +92,14 @@ async def test_a_running_kernels_image_is_never_removed_and_gc_images_takes_it_a
 
     collected = run_cli("gc", "--images")
     assert collected.returncode == 0, collected.stderr
-    removed_now = {line.split()[2] for line in collected.stdout.splitlines() if "image" in line}
+    removed_now = {
+        line.split()[2]
+        for line in collected.stdout.splitlines()
+        if line.startswith("removed image")
+    }
     assert removed_now == listed
     assert engine.find_image(image_id) is None
-    reclaimed = [line for line in collected.stderr.splitlines() if "reclaimed" in line]
+    reclaimed = [line for line in collected.stdout.splitlines() if "reclaimed" in line]
     assert reclaimed and float(reclaimed[0].split(" MB reclaimed")[0].split()[-1]) > 0
     again = run_cli("gc", "--images", "--dry-run")
     assert "would remove" not in again.stdout

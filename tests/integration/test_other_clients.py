@@ -385,3 +385,72 @@ def test_the_launcher_fails_in_one_line_when_its_image_or_engine_is_gone(
     down = launch(variant_kernelspec(installed_kernel, "dk-test-down", no_engine), tmp_path)
     assert down.process.wait(timeout=30) == 3
     assert "the Docker engine is not reachable" in down.process.stderr.read()
+
+
+EXITS_WITHOUT_SHUTDOWN = textwrap.dedent(
+    """
+    import sys
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name=sys.argv[1])
+    manager.start_kernel(cwd=sys.argv[2])
+    print(manager.provisioner.container_id, flush=True)
+    # and exits without shutting the kernel down, as euporie-console's exit does
+    """
+)
+
+
+def test_a_client_that_exits_without_shutting_its_kernel_down_leaves_no_container(
+    installed_kernel, engine, tmp_path
+):
+    result = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_SHUTDOWN, installed_kernel, str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    container = result.stdout.strip()
+    assert container
+    assert wait_until(
+        lambda: container not in {c.id for c in engine.kernel_containers()}, GONE_WITHIN
+    )
+
+
+HOLDS_A_KERNEL = textwrap.dedent(
+    """
+    import sys, time
+    from jupyter_client.manager import KernelManager
+
+    manager = KernelManager(kernel_name=sys.argv[1])
+    manager.start_kernel(cwd=sys.argv[2])
+    client = manager.client()
+    client.start_channels()
+    client.wait_for_ready(timeout=60)
+    print(manager.kernel.pid, flush=True)
+    time.sleep(3600)
+    """
+)
+
+
+def _gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_killed_jupyter_client_6_server_leaves_no_launcher_and_no_container(
+    installed_kernel, jupyter_client_6, engine, tmp_path
+):
+    """Notebook 6's server SIGKILLed: its launcher is re-parented, sees its client is
+    gone (JPY_PARENT_PID, as ipykernel watches it) and stops the kernel."""
+    client = subprocess.Popen(
+        [jupyter_client_6, "-c", HOLDS_A_KERNEL, installed_kernel, str(tmp_path)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    launcher = int(client.stdout.readline())
+    assert launched_containers(engine, launcher)
+    client.kill()
+    client.wait()
+    assert wait_until(
+        lambda: _gone(launcher) and not launched_containers(engine, launcher), GONE_WITHIN
+    )

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
+
 import distrokernels
 from distrokernels.engine import LABEL_POOL, LABEL_RUNTIME_DIR
 from distrokernels.engines import finish_removals
@@ -25,6 +27,7 @@ from . import servers
 from .conftest import BASE, execute, run_cli, variant_kernelspec, warm
 
 CYCLES = 100
+GONE_WITHIN = 10  # seconds: a killed server's kernels, as a local kernel's
 FD_SETTLED = 30  # cycles after which the process's fds no longer grow
 FD_SLACK = 3
 
@@ -170,10 +173,44 @@ async def test_reinstall_a_changed_config_and_remove_drop_warm_containers(
     assert not running(pooled)
 
 
-def test_a_killed_servers_pool_is_collected_by_gc(installed_kernel, engine, tmp_path):
+def _watchdog_of(process: subprocess.Popen) -> psutil.Process:
+    """The watchdog a server process started (distrokernels.watchdog)."""
+    found = [
+        candidate
+        for candidate in psutil.process_iter(["cmdline"])
+        if (candidate.info["cmdline"] or [])[1:3] == ["-m", "distrokernels.watchdog"]
+        and f":{process.pid}:" in candidate.info["cmdline"][3]
+    ]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_killed_servers_kernels_and_pool_are_gone_within_seconds(
+    installed_kernel, engine, tmp_path
+):
+    """As a local kernel goes when its server dies: no `gc` needed."""
     server, starts, pool = servers.start_lingering(installed_kernel, tmp_path)
     assert len(starts) == 1 and len(pool) == 1
     slot = engine.api.inspect_container(pool[0])["Config"]["Labels"][LABEL_RUNTIME_DIR]
+    ours = {starts[0]["container"], *pool}
+    server.send_signal(signal.SIGKILL)
+    server.wait()
+    deadline = time.monotonic() + GONE_WITHIN
+    while ours & {c.id for c in engine.kernel_containers()}:
+        assert time.monotonic() < deadline, "a killed server's kernel outlived it"
+        time.sleep(0.1)
+    assert not os.path.exists(slot)
+
+
+def test_a_killed_servers_pool_is_collected_by_gc_when_its_watchdog_died_too(
+    installed_kernel, engine, tmp_path
+):
+    server, starts, pool = servers.start_lingering(installed_kernel, tmp_path)
+    assert len(starts) == 1 and len(pool) == 1
+    slot = engine.api.inspect_container(pool[0])["Config"]["Labels"][LABEL_RUNTIME_DIR]
+    watchdog = _watchdog_of(server)
+    watchdog.kill()
+    watchdog.wait(timeout=10)
     server.send_signal(signal.SIGKILL)
     server.wait()
     ours = {starts[0]["container"], *pool}

@@ -22,11 +22,11 @@ from distrokernels.errors import PlaintextRefused
 WATCH = textwrap.dedent(
     """
     import os
-    from distrokernels import launcher
+    from distrokernels import watchdog
     read_fd, write_fd = os.pipe()
     os.write(write_fd, b"url unix:///nonexistent/engine.sock\\n")
-    os.close(write_fd)  # the launcher is gone, and never said "done"
-    launcher._watch(read_fd, "owner-token")
+    os.close(write_fd)  # the watched process is gone, and never said "done"
+    watchdog.watch(read_fd, "owner-token")
     """
 )
 
@@ -40,7 +40,7 @@ def test_the_watchdog_logs_a_sweep_it_could_not_do(tmp_path):
     lines = logs[0].read_text().splitlines()
     assert len(lines) == 2  # one per sweep
     assert lines[0].startswith(
-        "could not remove the kernel of owner-token on 'unix:///nonexistent/engine.sock': "
+        "could not remove the kernels of owner-token on 'unix:///nonexistent/engine.sock': "
     )
 
 

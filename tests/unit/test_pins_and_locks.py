@@ -94,3 +94,19 @@ def test_a_malformed_or_hostile_pin_is_one_line_of_invalid_input(metadata):
 def test_a_pin_of_a_later_version_says_which_version_it_reads():
     with pytest.raises(InvalidInput, match=f"version {PIN_VERSION}"):
         Pin.from_metadata({"version": 2}, "lesson.ipynb")
+
+
+def test_what_moved_between_two_locks_is_named_package_by_package():
+    moved = copy.deepcopy(LOCK.data)
+    moved["wheels"] = [
+        {"filename": "ipykernel-7.4.1-py3-none-any.whl", "sha256": SHA},
+        {"filename": "platformdirs-4.14.9-py3-none-any.whl", "sha256": SHA},
+    ]
+    moved["distro_packages"]["libc6"] = "2.36-9+deb12u11"
+    del moved["distro_packages"]["python3"]
+    assert locks.differences(LOCK, locks.Lock(moved), same_base_id=False) == [
+        "ipykernel 7.4.0 -> 7.4.1",
+        "platformdirs 4.14.9 was added",
+        "distro package libc6 2.36-9+deb12u10 -> 2.36-9+deb12u11",
+        "distro package python3 3.11.2-1+b1 -> absent",
+    ]
