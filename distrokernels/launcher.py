@@ -20,9 +20,11 @@ kernel's life and behaves like the local kernel process the client expects:
   and remove its container;
 - when the kernel exits (shutdown_request, a crash), the container is removed and the
   launcher exits with the kernel's exit status;
-- when the launcher itself is SIGKILLed, a watchdog process outside the client's
-  process tree sees its pipe close and removes the container; `distrokernels gc`
-  collects it too, should the watchdog have died with it.
+- when its client is gone (the process JPY_PARENT_PID names, as ipykernel watches it,
+  else the launcher's parent), the kernel is stopped, as a local kernel stops;
+- when the launcher itself is SIGKILLed, its watchdog (watchdog.py), outside the
+  client's process tree, sees its pipe close and removes the container; `distrokernels
+  gc` collects it too, should the watchdog have died with it.
 
 Errors are one line on stderr (clients show a kernel's stderr) and an exit code.
 """
