@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import fnmatch
+import re
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from .outputs import CellDifference, Sanitizer, differences
 
 DEFAULT_TIMEOUT = 600  # seconds per cell, as `distrokernels run`
 _FOLDER = "<folder>"  # what a run's own folder reads as in compared outputs
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class Outcome(str, Enum):
@@ -205,6 +207,22 @@ async def _execute(path: Path, kernel: str, timeout: int, slots: asyncio.Semapho
             run.cells = [dict(cell) for cell in notebook.cells]
             run.folder = str(folder)
     return run
+
+
+def execute_one(path: Path, kernel: str, timeout: int = DEFAULT_TIMEOUT) -> Run:
+    """One notebook in one kernel, in a fresh copy of its folder (the pytest plugin's)."""
+    return asyncio.run(_execute(path, kernel, timeout, asyncio.Semaphore(1)))
+
+
+def failing_traceback(run: Run) -> str:
+    """The traceback of the cell a run failed at, as the kernel printed it (colours
+    removed); '' if it has none."""
+    if not run.cell or run.cell > len(run.cells):
+        return ""
+    for output in run.cells[run.cell - 1].get("outputs", []):
+        if output.get("output_type") == "error":
+            return _ANSI.sub("", "\n".join(output.get("traceback", [])))
+    return ""
 
 
 def _compare(run: Run, reference: list[dict[str, Any]], folder: str, sanitizer: Sanitizer) -> None:

@@ -5,8 +5,11 @@ with its own SQLite), so the example notebook really differs across them.
 """
 
 import json
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
+from xml.etree import ElementTree
 
 import nbformat
 import pytest
@@ -144,3 +147,24 @@ def test_an_unknown_kernel_is_one_line_with_its_fix(three):
         "distrokernels: error: no installed distro kernel is 'distro-nothing-*': "
         "see `distrokernels list`"
     )
+
+
+def test_pytest_runs_each_notebook_once_per_kernel_and_names_them_in_junit(three, tmp_path):
+    notebook(
+        tmp_path / "course" / "lesson.ipynb",
+        "print(1)",
+        'import sys\nassert sys.version_info < (3, 12), "too new"',
+    )
+    junit = tmp_path / "junit.xml"
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+         "--distrokernels=distro-debian-11,distro-debian-13", "course", f"--junitxml={junit}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stdout
+    cases = {case.get("name"): case for case in ElementTree.parse(junit).getroot().iter("testcase")}
+    assert set(cases) == {"distro-debian-11", "distro-debian-13"}
+    assert cases["distro-debian-11"].find("failure") is None
+    failure = cases["distro-debian-13"].find("failure")
+    assert failure is not None and "AssertionError: too new" in failure.text
+    assert "lesson.ipynb in distro-debian-13: failed at cell 2: AssertionError" in failure.text
