@@ -91,6 +91,11 @@ def cmd_test(args: argparse.Namespace) -> int:
         sanitizer=sanitizer,
         progress=progress,
     )
+    if args.report:
+        from .. import report
+
+        Path(args.report).write_text(report.render(result, sanitizer))
+        say(f"report: {args.report}")
     if args.json:
         print(json.dumps(result.as_json(), indent=2))
     else:
@@ -166,5 +171,8 @@ def _register_test(commands: Any) -> None:
         "--sanitize-with", metavar="FILE", help="regex replacements before comparing (nbval's)"
     )
     test.add_argument("--strict", action="store_true", help="a difference fails too")
+    test.add_argument(
+        "--report", metavar="FILE.html", help="also write the matrix and every difference there"
+    )
     test.add_argument("--json", action="store_true", help="the whole result as JSON on stdout")
     test.set_defaults(run=cmd_test, leaves="its runs were stopped; nothing was written")

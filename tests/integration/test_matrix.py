@@ -14,8 +14,10 @@ from xml.etree import ElementTree
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
+from playwright import sync_api
 
 from .conftest import run_cli
+from .test_browser import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "notebooks" / "04-across-userlands.ipynb"
 KERNELS = "distro-debian-11,distro-debian-12,distro-debian-13"
@@ -168,3 +170,27 @@ def test_pytest_runs_each_notebook_once_per_kernel_and_names_them_in_junit(three
     failure = cases["distro-debian-13"].find("failure")
     assert failure is not None and "AssertionError: too new" in failure.text
     assert "lesson.ipynb in distro-debian-13: failed at cell 2: AssertionError" in failure.text
+
+
+def test_the_html_report_shows_the_matrix_and_a_highlighted_difference_in_chromium(three, tmp_path):
+    report = tmp_path / "report.html"
+    result, _ = distrokernels_test(str(EXAMPLE), "--kernels", three, "--report", str(report))
+    assert result.returncode == 0, result.stderr
+    requested = []
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        page.on("request", lambda request: requested.append(request.url))
+        page.goto(report.as_uri())
+        assert page.locator("table.matrix td.passed").count() == 1
+        assert page.locator("table.matrix td.differs").count() == 2
+        assert page.locator("table.matrix th", has_text="Debian GNU/Linux 13").count() == 1
+        highlighted = page.locator("table.diff span.diff_chg")
+        assert highlighted.first.is_visible()
+        assert "13" in " ".join(highlighted.all_inner_texts())  # Python 3.13, where 11 had 3.9
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "test-report.png"), full_page=True)
+        browser.close()
+    assert requested == [report.as_uri()]  # self-contained: nothing else was fetched
