@@ -174,6 +174,7 @@ def _has_provisioner(python: str, what: str, fix: str, missing: str) -> Check:
             capture_output=True,
             text=True,
             timeout=_LAUNCHER_TIMEOUT,
+            cwd="/",  # not this folder: a checkout here would answer for the environment
         ).stdout.strip()
     except (OSError, subprocess.TimeoutExpired) as error:
         return Check(what, False, f"{python} did not answer ({error})", fix)

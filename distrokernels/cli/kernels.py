@@ -204,10 +204,8 @@ def _collect_images(engine: Engine, where: str, dry_run: bool) -> None:
     freed = found.unique_bytes if dry_run else references.collect(engine, found)
     for name in found.names:
         print(f"{verb} image {name} on {where}")
-    print(
-        f"{where}: {len(found.images)} unreferenced image(s) {verb}, "
-        f"{mb(freed)} {'to reclaim' if dry_run else 'reclaimed'}"
-    )
+    done = f"{mb(freed)} to reclaim (a dry run)" if dry_run else f"removed, {mb(freed)} reclaimed"
+    print(f"{where}: {len(found.images)} unreferenced image(s) {done}")
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:

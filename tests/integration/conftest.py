@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -268,3 +269,24 @@ async def server(installed_kernel, tmp_path, engine):
     await asyncio.to_thread(finish_removals)  # a server removes stopped kernels off-path
     assert not [c for c in engine.kernel_containers() if LABEL_POOL in c.labels]
     assert not list(runtime_root().glob("w-*"))
+
+
+def kill_with_its_watchdog(process: subprocess.Popen) -> None:
+    """SIGKILL a process that started kernels and, first, its watchdog (which would
+    remove them at once): what is left is what `gc` and `doctor` must find."""
+    import psutil
+
+    watchdogs = [
+        candidate
+        for candidate in psutil.process_iter(["cmdline"])
+        if (candidate.info["cmdline"] or [])[1:3] == ["-m", "distrokernels.watchdog"]
+        and f":{process.pid}:" in candidate.info["cmdline"][3]
+    ]
+    assert len(watchdogs) == 1, watchdogs
+    watchdogs[0].kill()  # the process's child: a zombie until the process goes too
+    deadline = time.monotonic() + 10
+    while watchdogs[0].is_running() and watchdogs[0].status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the watchdog outlived a SIGKILL"
+        time.sleep(0.05)
+    process.kill()
+    process.wait()

@@ -2,7 +2,6 @@
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -10,7 +9,7 @@ import time
 
 from distrokernels.engine import LABEL_KERNEL_ID
 
-from .conftest import kernel_containers, run_cli
+from .conftest import kernel_containers, kill_with_its_watchdog, run_cli
 
 OWNER = textwrap.dedent(
     """
@@ -37,8 +36,7 @@ def orphan_of_a_killed_owner(kernel_name: str, cwd, engine) -> tuple[str, str]:
     orphan_id = owner.stdout.readline().strip()
     containers = kernel_containers(engine, orphan_id)
     assert len(containers) == 1
-    os.kill(owner.pid, signal.SIGKILL)
-    owner.wait()
+    kill_with_its_watchdog(owner)
     return orphan_id, containers[0].labels["distrokernels.runtime-dir"]
 
 

@@ -7,7 +7,6 @@ kernel over TCP, encrypted with CurveZMQ, at the engine's address.
 
 import getpass
 import os
-import signal
 import subprocess
 import sys
 
@@ -15,7 +14,14 @@ import pytest
 
 from distrokernels.errors import KernelStartFailed
 
-from .conftest import execute, interrupted, kernel_containers, run_cli, running
+from .conftest import (
+    execute,
+    interrupted,
+    kernel_containers,
+    kill_with_its_watchdog,
+    run_cli,
+    running,
+)
 from .nodes import nodes
 from .test_gc import OWNER
 
@@ -64,8 +70,7 @@ def test_gc_collects_orphans_on_the_engines_kernelspecs_name(remote, tmp_path):
     )
     orphan_id = owner.stdout.readline().strip()
     assert len(kernel_containers(remote.engine, orphan_id)) == 1
-    os.kill(owner.pid, signal.SIGKILL)
-    owner.wait()
+    kill_with_its_watchdog(owner)
 
     result = run_cli("gc")
     assert result.returncode == 0, result.stderr

@@ -7,7 +7,6 @@ change: the notebook's folder, their uid, interrupt, restart, nothing left behin
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ from .conftest import (
     install_swarm_kernel,
     interrupted,
     kernel_services,
+    kill_with_its_watchdog,
     run_cli,
     running,
 )
@@ -152,8 +152,7 @@ def test_gc_removes_the_service_and_secret_of_a_killed_owner(swarm, swarm_kernel
     )
     orphan_id = owner.stdout.readline().strip()
     assert len(kernel_services(swarm, orphan_id)) == 1
-    os.kill(owner.pid, signal.SIGKILL)
-    owner.wait()
+    kill_with_its_watchdog(owner)
 
     result = run_cli("gc")
     assert result.returncode == 0, result.stderr

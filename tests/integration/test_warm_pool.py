@@ -15,8 +15,6 @@ import sys
 import time
 from pathlib import Path
 
-import psutil
-
 import distrokernels
 from distrokernels.engine import LABEL_POOL, LABEL_RUNTIME_DIR
 from distrokernels.engines import finish_removals
@@ -24,7 +22,7 @@ from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
 from . import servers
-from .conftest import BASE, execute, run_cli, variant_kernelspec, warm
+from .conftest import BASE, execute, kill_with_its_watchdog, run_cli, variant_kernelspec, warm
 
 CYCLES = 100
 GONE_WITHIN = 10  # seconds: a killed server's kernels, as a local kernel's
@@ -173,18 +171,6 @@ async def test_reinstall_a_changed_config_and_remove_drop_warm_containers(
     assert not running(pooled)
 
 
-def _watchdog_of(process: subprocess.Popen) -> psutil.Process:
-    """The watchdog a server process started (distrokernels.watchdog)."""
-    found = [
-        candidate
-        for candidate in psutil.process_iter(["cmdline"])
-        if (candidate.info["cmdline"] or [])[1:3] == ["-m", "distrokernels.watchdog"]
-        and f":{process.pid}:" in candidate.info["cmdline"][3]
-    ]
-    assert len(found) == 1, found
-    return found[0]
-
-
 def test_a_killed_servers_kernels_and_pool_are_gone_within_seconds(
     installed_kernel, engine, tmp_path
 ):
@@ -208,11 +194,7 @@ def test_a_killed_servers_pool_is_collected_by_gc_when_its_watchdog_died_too(
     server, starts, pool = servers.start_lingering(installed_kernel, tmp_path)
     assert len(starts) == 1 and len(pool) == 1
     slot = engine.api.inspect_container(pool[0])["Config"]["Labels"][LABEL_RUNTIME_DIR]
-    watchdog = _watchdog_of(server)
-    watchdog.kill()
-    watchdog.wait(timeout=10)
-    server.send_signal(signal.SIGKILL)
-    server.wait()
+    kill_with_its_watchdog(server)
     ours = {starts[0]["container"], *pool}
     assert ours <= {c.id for c in engine.kernel_containers()}  # nothing removed them
     gc = run_cli("gc")
