@@ -260,7 +260,8 @@ def jupyter_client_6() -> Path:
     return python
 
 
-JC6_SCRIPT = textwrap.dedent(
+# A client process on jupyter_client's KernelManager, its kernel started and answering.
+STARTS_A_KERNEL = textwrap.dedent(
     """
     import sys, time
     from jupyter_client.manager import KernelManager
@@ -270,7 +271,10 @@ JC6_SCRIPT = textwrap.dedent(
     client = manager.client()
     client.start_channels()
     client.wait_for_ready(timeout=60)
-
+    """
+)
+JC6_SCRIPT = STARTS_A_KERNEL + textwrap.dedent(
+    """
     def run(code):
         out = []
         def hook(message):
@@ -415,20 +419,7 @@ def test_a_client_that_exits_without_shutting_its_kernel_down_leaves_no_containe
     )
 
 
-HOLDS_A_KERNEL = textwrap.dedent(
-    """
-    import sys, time
-    from jupyter_client.manager import KernelManager
-
-    manager = KernelManager(kernel_name=sys.argv[1])
-    manager.start_kernel(cwd=sys.argv[2])
-    client = manager.client()
-    client.start_channels()
-    client.wait_for_ready(timeout=60)
-    print(manager.kernel.pid, flush=True)
-    time.sleep(3600)
-    """
-)
+HOLDS_A_KERNEL = STARTS_A_KERNEL + "print(manager.kernel.pid, flush=True)\ntime.sleep(3600)\n"
 
 
 def _gone(pid: int) -> bool:
