@@ -4,6 +4,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -17,6 +18,7 @@ from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from distrokernels.engine import LABEL_KERNEL_ID, LABEL_POOL, Engine, engine_url
 from distrokernels.engines import finish_removals, shared_engine
 from distrokernels.errors import EngineUnavailable
+from distrokernels.owners import process_start_time
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
@@ -273,19 +275,21 @@ async def server(installed_kernel, tmp_path, engine):
 
 def kill_with_its_watchdog(process: subprocess.Popen) -> None:
     """SIGKILL a process that started kernels and, first, its watchdog (which would
-    remove them at once): what is left is what `gc` and `doctor` must find."""
-    import psutil
-
-    watchdogs = [
-        candidate
-        for candidate in psutil.process_iter(["cmdline"])
-        if (candidate.info["cmdline"] or [])[1:3] == ["-m", "distrokernels.watchdog"]
-        and f":{process.pid}:" in candidate.info["cmdline"][3]
-    ]
+    remove them at once): what is left is what `gc` and `doctor` must find. /proc is
+    read directly: the users' own venvs have no psutil."""
+    owner = f":{process.pid}:".encode()
+    watchdogs = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0") if entry.name.isdigit() else []
+        except OSError:
+            continue
+        if argv[1:3] == [b"-m", b"distrokernels.watchdog"] and owner in argv[3]:
+            watchdogs.append(int(entry.name))
     assert len(watchdogs) == 1, watchdogs
-    watchdogs[0].kill()  # the process's child: a zombie until the process goes too
+    os.kill(watchdogs[0], signal.SIGKILL)  # the process's child: a zombie until it goes too
     deadline = time.monotonic() + 10
-    while watchdogs[0].is_running() and watchdogs[0].status() != psutil.STATUS_ZOMBIE:
+    while process_start_time(watchdogs[0]):
         assert time.monotonic() < deadline, "the watchdog outlived a SIGKILL"
         time.sleep(0.05)
     process.kill()

@@ -5,6 +5,7 @@ with its own SQLite), so the example notebook really differs across them.
 """
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -152,11 +153,13 @@ def test_an_unknown_kernel_is_one_line_with_its_fix(three):
 
 
 def test_pytest_runs_each_notebook_once_per_kernel_and_names_them_in_junit(three, tmp_path):
+    course = tmp_path / "course"
     notebook(
-        tmp_path / "course" / "lesson.ipynb",
+        course / "lesson.ipynb",
         "print(1)",
         'import sys\nassert sys.version_info < (3, 12), "too new"',
     )
+    shutil.copy(EXAMPLE, course)
     junit = tmp_path / "junit.xml"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
@@ -164,11 +167,20 @@ def test_pytest_runs_each_notebook_once_per_kernel_and_names_them_in_junit(three
         cwd=tmp_path, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 1, result.stdout
-    cases = {case.get("name"): case for case in ElementTree.parse(junit).getroot().iter("testcase")}
-    assert set(cases) == {"distro-debian-11", "distro-debian-13"}
-    assert cases["distro-debian-11"].find("failure") is None
-    failure = cases["distro-debian-13"].find("failure")
-    assert failure is not None and "AssertionError: too new" in failure.text
+    cases = {
+        (case.get("classname"), case.get("name")): case
+        for case in ElementTree.parse(junit).getroot().iter("testcase")
+    }
+    assert sorted(cases) == [
+        ("course.04-across-userlands.ipynb", "distro-debian-11"),
+        ("course.04-across-userlands.ipynb", "distro-debian-13"),
+        ("course.lesson.ipynb", "distro-debian-11"),
+        ("course.lesson.ipynb", "distro-debian-13"),
+    ]
+    failed = [key for key, case in cases.items() if case.find("failure") is not None]
+    assert failed == [("course.lesson.ipynb", "distro-debian-13")]
+    failure = cases[failed[0]].find("failure")
+    assert "AssertionError: too new" in failure.text
     assert "lesson.ipynb in distro-debian-13: failed at cell 2: AssertionError" in failure.text
 
 
