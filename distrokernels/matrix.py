@@ -27,7 +27,7 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
-from . import kernelspecs
+from . import kernelspecs, pins
 from .errors import InvalidInput
 from .outputs import CellDifference, Sanitizer, differences
 
@@ -158,18 +158,9 @@ def choose_kernels(patterns: list[str]) -> list[Kernel]:
 
 
 def notebooks_in(paths: list[Path]) -> list[Path]:
-    """The notebooks at ``paths`` (files, or every .ipynb below a folder), each once."""
-    found: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            candidates = sorted(
-                p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts
-            )
-        elif path.is_file():
-            candidates = [path]
-        else:
-            raise InvalidInput(f"no notebook or folder at {path}", "check the path")
-        found += [candidate for candidate in candidates if candidate not in found]
+    """The notebooks at ``paths`` (pins.notebooks_in: files, or every notebook below a
+    folder), each once."""
+    found = list(dict.fromkeys(pins.notebooks_in(paths)))
     if not found:
         raise InvalidInput(f"no notebook under {' '.join(map(str, paths))}", "pass .ipynb files")
     return found

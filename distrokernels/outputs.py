@@ -80,7 +80,7 @@ def comparable(outputs: Iterable[dict[str, Any]], sanitizer: Sanitizer) -> list[
     for output in outputs:
         kind = output.get("output_type", "")
         if kind == "stream":
-            text = sanitizer.clean(_text(output.get("text", "")))
+            text = sanitizer.clean(joined(output.get("text", "")))
             lines += [f"{output.get('name', 'stdout')}: {line}" for line in text.splitlines()]
         elif kind == "error":
             value = sanitizer.clean(str(output.get("evalue", "")))
@@ -88,14 +88,15 @@ def comparable(outputs: Iterable[dict[str, Any]], sanitizer: Sanitizer) -> list[
         elif kind in ("execute_result", "display_data"):
             for mimetype, data in sorted((output.get("data") or {}).items()):
                 if mimetype in _TEXT_TYPES or mimetype.startswith("text/"):
-                    text = sanitizer.clean(_text(data))
+                    text = sanitizer.clean(joined(data))
                     lines += [f"{mimetype}: {line}" for line in text.splitlines()]
                 else:  # an image or another binary: its content, as one line
-                    lines.append(f"{mimetype}: {_text(data).strip()}")
+                    lines.append(f"{mimetype}: {joined(data).strip()}")
     return lines
 
 
-def _text(value: Any) -> str:
+def joined(value: Any) -> str:
+    """A notebook's multi-line string (a list of lines or one string) as one string."""
     return "".join(value) if isinstance(value, list) else str(value)
 
 
@@ -123,5 +124,5 @@ def differences(
         actual = comparable(theirs.get("outputs", []), sanitizer)
         if expected != actual:
             diff = list(difflib.unified_diff(expected, actual, "reference", "this", lineterm=""))
-            found.append(CellDifference(index, _text(mine.get("source", "")), diff))
+            found.append(CellDifference(index, joined(mine.get("source", "")), diff))
     return found

@@ -14,7 +14,7 @@ import html
 from typing import Any
 
 from .matrix import Matrix, Outcome, Run, failing_traceback
-from .outputs import Sanitizer, comparable
+from .outputs import Sanitizer, comparable, joined
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em; color: #1b1b1b; }
@@ -68,7 +68,7 @@ def _run_section(run: Run, row: dict[str, Run], reference: str, sanitizer: Sanit
     if run.outcome in (Outcome.FAILED, Outcome.TIMEOUT):
         source = run.cells[run.cell - 1].get("source", "") if 0 < run.cell <= len(run.cells) else ""
         return (
-            f"{title}<pre>{html.escape(_text(source))}</pre>"
+            f"{title}<pre>{html.escape(joined(source))}</pre>"
             f"<pre>{html.escape(failing_traceback(run))}</pre>"
         )
     if run.outcome is not Outcome.DIFFERS:
@@ -98,13 +98,9 @@ def _images(outputs: list[dict[str, Any]], who: str) -> list[str]:
     for output in outputs:
         for mimetype, data in (output.get("data") or {}).items():
             if mimetype in ("image/png", "image/jpeg"):
-                source = f"data:{mimetype};base64,{_text(data).strip()}"
+                source = f"data:{mimetype};base64,{joined(data).strip()}"
                 found.append(
                     f"<figure><img src='{source}'><figcaption>{html.escape(who)}</figcaption>"
                     "</figure>"
                 )
     return found
-
-
-def _text(value: Any) -> str:
-    return "".join(value) if isinstance(value, list) else str(value)
