@@ -6,25 +6,27 @@ transport, address and ports they chose, and run argv as their own child process
 
     python -m distrokernels.launcher --name KERNELSPEC -f CONNECTION_FILE
 
-The launcher starts the kernel through DistroProvisioner, under a jupyter_client
-KernelManager of its own, so it is the very container a provisioner-aware Jupyter would
-run (image by id, your uid:gid, this process's working folder, the environment
-allowlist, limits, capabilities, labels with this process as owner) after the very same
-checks of the kernelspec. bridge.py then serves the client's endpoints, on loopback
-only, and relays them to the kernel. The launcher stays in the foreground for the
-kernel's life and behaves like the local kernel process the client expects:
+This process is thin: it imports nothing heavier than the standard library on its way
+to a kernel. It hands the connection file, its working folder and environment to the
+user's warm-kernel agent (agent.py, started if none runs), which binds the client's
+ports at once, starts the kernel (warm when it can, with every check and guarantee a
+provisioner start has, hosted.py) and relays the channels. The launcher stays in the
+foreground for the kernel's life and behaves like the local kernel process the client
+expects:
 
-- SIGINT interrupts the running cell (a signal to the container, as the provisioner
-  sends it);
+- SIGINT interrupts the running cell;
 - SIGTERM and SIGHUP stop the kernel (shutdown_request, then SIGTERM, then SIGKILL)
   and remove its container;
-- when the kernel exits (shutdown_request, a crash), the container is removed and the
-  launcher exits with the kernel's exit status;
+- when the kernel exits (shutdown_request, a crash), the launcher exits with the
+  kernel's exit status;
 - when its client is gone (the process JPY_PARENT_PID names, as ipykernel watches it,
   else the launcher's parent), the kernel is stopped, as a local kernel stops;
-- when the launcher itself is SIGKILLed, its watchdog (watchdog.py), outside the
-  client's process tree, sees its pipe close and removes the container; `distrokernels
-  gc` collects it too, should the watchdog have died with it.
+- when the launcher itself is killed, the agent sees its connection close and stops
+  the kernel.
+
+With ``DISTROKERNELS_AGENT=0`` in its environment, or when no agent can start, the
+launcher runs the kernel in its own process instead (cold), with a watchdog of its own
+(watchdog.py) that removes the container should the launcher be SIGKILLed.
 
 Errors are one line on stderr (clients show a kernel's stderr) and an exit code.
 """
@@ -32,27 +34,20 @@ Errors are one line on stderr (clients show a kernel's stderr) and an exit code.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import os
+import select
 import signal
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import PROVISIONER_NAME, owners
+from . import agent_client, owners
+from .agent_client import AgentUnavailable, Connection
 from .errors import DistroKernelsError, InvalidInput
-from .watchdog import Watchdog, install
 
-if TYPE_CHECKING:  # imported when a kernel starts, after the watchdog's fork
-    from jupyter_client.manager import AsyncKernelManager
-
-    from .bridge import Bridge
-    from .config import KernelConfig
-
-_KERNEL_POLL_INTERVAL = 5.0  # seconds: the fallback when no disconnect is reported
 _CLIENT_CHECK_INTERVAL = 1.0  # seconds between looking whether the client still runs
-_EXIT_AFTER_DISCONNECT = 2.0  # seconds the engine may take to report a kernel's exit
+_FORWARDED = {signal.SIGINT: "interrupt", signal.SIGTERM: "stop", signal.SIGHUP: "stop"}
 
 
 def read_connection_file(path: str) -> dict[str, Any]:
@@ -67,125 +62,104 @@ def read_connection_file(path: str) -> dict[str, Any]:
     return info
 
 
-async def run_kernel(name: str, connection_file: str, watchdog: Watchdog) -> int:
-    """Start the kernel, serve the client's connection file, wait for the end."""
-    from .bridge import Bridge
+class ClientWatch:
+    """Whether the client that launched this process is still there: the process
+    JPY_PARENT_PID names (jupyter_client sets it), else this launcher's parent (a
+    client SIGKILLed: the launcher is re-parented)."""
 
-    client_info = read_connection_file(connection_file)
-    bridge = Bridge(client_info)
-    manager, config = _manager_for(name, client_info)
-    watchdog.watch(config.engine_url)
+    def __init__(self) -> None:
+        named = os.environ.get("JPY_PARENT_PID", "")
+        self._named = named.isdigit()
+        self.pid = int(named) if self._named else os.getppid()
+        self._started = owners.process_start_time(self.pid)
 
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    interrupts: list[asyncio.Task[None]] = []
-
-    async def interrupt() -> None:
-        await manager.interrupt_kernel()
-
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        loop.add_signal_handler(signum, stop.set)
-    client_watch = loop.create_task(_stop_when_the_client_is_gone(stop))
-    # An interrupt before the kernel runs has nothing to interrupt.
-    loop.add_signal_handler(signal.SIGINT, lambda: None)
-
-    status = None
-    try:
-        bridge.listen()
-        await manager.start_kernel(cwd=os.getcwd(), env=dict(os.environ))
-        bridge.connect(manager.get_connection_info())
-        loop.add_signal_handler(
-            signal.SIGINT,
-            lambda: interrupts.append(loop.create_task(interrupt())),
-        )
-        status = await _until_exit_or_stop(manager, bridge, stop)
-        if death := getattr(manager.provisioner, "death", ""):
-            print(f"distrokernels: error: {death}", file=sys.stderr, flush=True)
-    finally:
-        bridge.close()
-        client_watch.cancel()
-        # A start that failed has nothing left: the provisioner removed what it made.
-        if manager.has_kernel:
-            if status is None:  # SIGTERM, SIGHUP, or an error here: stop the kernel
-                await manager.shutdown_kernel()
-            else:
-                await manager.cleanup_resources()
-        watchdog.release()
-    return status if status is not None else 0
+    @property
+    def gone(self) -> bool:
+        """The client exited (or its pid now names another process)."""
+        if owners.process_start_time(self.pid) != self._started:
+            return True
+        return not self._named and os.getppid() != self.pid
 
 
-async def _stop_when_the_client_is_gone(stop: asyncio.Event) -> None:
-    """Stop the kernel when the client that launched it is gone, as a local kernel does:
-    the process JPY_PARENT_PID names (jupyter_client sets it), else this launcher's
-    parent (a client SIGKILLed: the launcher is re-parented)."""
-    named = os.environ.get("JPY_PARENT_PID", "")
-    client = int(named) if named.isdigit() else os.getppid()
-    started = owners.process_start_time(client)
+def run_through_agent(name: str, client_info: dict[str, Any], agent: Connection) -> int:
+    """Let the agent run the kernel; forward signals, watch the client, return its status."""
+    agent.send(
+        {
+            "op": "run",
+            "name": name,
+            "connection": client_info,
+            "cwd": os.getcwd(),
+            "env": dict(os.environ),
+        }
+    )
+    wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(wake_write)
+    for signum in _FORWARDED:
+        signal.signal(signum, lambda *_: None)  # the wakeup fd carries it
+    client = ClientWatch()
+    stopping = False
     while True:
-        await asyncio.sleep(_CLIENT_CHECK_INTERVAL)
-        gone = owners.process_start_time(client) != started or (
-            not named and os.getppid() != client
-        )
-        if gone:
+        ready, _, _ = select.select([agent.fileno(), wake_read], [], [], _CLIENT_CHECK_INTERVAL)
+        if wake_read in ready:
+            for number in os.read(wake_read, 64):
+                with contextlib.suppress(AgentUnavailable):
+                    agent.send({"op": _FORWARDED[signal.Signals(number)]})
+        if agent.fileno() in ready:
+            answer = agent.receive()
+            if answer is None:
+                raise DistroKernelsError(
+                    "the warm-kernel agent stopped while it ran this kernel",
+                    "restart the kernel; the agent's log is in ~/.local/state/distrokernels/logs",
+                )
+            if "error" in answer:
+                _error(str(answer["error"]))
+                return int(answer.get("code", 1))
+            if death := answer.get("death"):
+                _error(str(death))
+            return int(answer.get("exit", 1))
+        if not stopping and client.gone:
+            stopping = True
+            with contextlib.suppress(AgentUnavailable):
+                agent.send({"op": "stop"})
+
+
+def run_in_this_process(name: str, client_info: dict[str, Any]) -> int:
+    """Run the kernel here (no agent): a watchdog first, then the kernel, cold."""
+    import asyncio
+
+    from .watchdog import Watchdog, install
+
+    watchdog = Watchdog.fork()  # before any thread exists
+    install(watchdog)  # the provisioner's starts in this process report to it
+    from .hosted import HostedKernel
+
+    async def run() -> int:
+        kernel = HostedKernel(name, client_info)
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signal.SIGINT, kernel.interrupt)
+        client = ClientWatch()
+
+        async def watch_client() -> None:
+            while not client.gone:
+                await asyncio.sleep(_CLIENT_CHECK_INTERVAL)
             stop.set()
-            return
 
+        watching = loop.create_task(watch_client())
+        try:
+            status = await kernel.run(os.getcwd(), dict(os.environ), stop)
+        finally:
+            watching.cancel()
+        if kernel.death:
+            _error(kernel.death)
+        return status
 
-def _manager_for(name: str, client_info: dict[str, Any]) -> tuple[AsyncKernelManager, KernelConfig]:
-    """A kernel manager for the distro kernelspec ``name``, with the client's key, and
-    the kernelspec's checked settings."""
-    from jupyter_client.kernelspec import NoSuchKernel
-    from jupyter_client.manager import AsyncKernelManager
-
-    from .config import validate_config
-
-    manager = AsyncKernelManager(kernel_name=name)
     try:
-        spec = manager.kernel_spec
-    except NoSuchKernel as error:
-        raise InvalidInput(
-            f"no kernelspec named {name!r} on the Jupyter path", "see `jupyter kernelspec list`"
-        ) from error
-    provisioner = spec.metadata.get("kernel_provisioner", {}) if spec else {}
-    if provisioner.get("provisioner_name") != PROVISIONER_NAME:
-        # Otherwise jupyter_client would run argv, which is this launcher, again.
-        raise InvalidInput(
-            f"kernelspec {name!r} no longer names the distrokernels provisioner",
-            "reinstall it: distrokernels install IMAGE --replace",
-        )
-    manager.session.key = str(client_info["key"]).encode()
-    manager.session.signature_scheme = client_info.get("signature_scheme", "hmac-sha256")
-    return manager, validate_config(provisioner.get("config", {}))
-
-
-async def _until_exit_or_stop(
-    manager: AsyncKernelManager, bridge: Bridge, stop: asyncio.Event
-) -> int | None:
-    """The kernel's exit status once it exits; None when a signal asks to stop it."""
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        while not stopped.done():
-            disconnected = asyncio.ensure_future(bridge.kernel_disconnected())
-            await asyncio.wait(
-                {stopped, disconnected},
-                timeout=_KERNEL_POLL_INTERVAL,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-            fired = disconnected.done()
-            disconnected.cancel()
-            if stopped.done():
-                break
-            assert manager.provisioner is not None
-            if fired:  # the engine reports the exit a little after the sockets close
-                with contextlib.suppress(asyncio.TimeoutError):
-                    exited = manager.provisioner.wait()  # polls until it has a status
-                    status = await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT)
-                    return 1 if status is None else status
-            elif (status := await manager.provisioner.poll()) is not None:
-                return status
-        return None
+        return asyncio.run(run())
     finally:
-        stopped.cancel()
+        watchdog.release()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,18 +171,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", required=True, help="the kernelspec")
     parser.add_argument("-f", dest="connection_file", required=True, help="connection file")
     args = parser.parse_args(argv)
-    watchdog = Watchdog.fork()
-    install(watchdog)  # the provisioner's starts in this process report to it
-    from traitlets import TraitError  # after the fork, as every import of a kernel start
-
     try:
-        return asyncio.run(run_kernel(args.name, args.connection_file, watchdog))
+        client_info = read_connection_file(args.connection_file)
+        if agent_client.enabled():
+            try:
+                agent = agent_client.connect_or_start()
+            except AgentUnavailable as error:
+                print(
+                    f"distrokernels: {error}; starting the kernel in this process",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            else:
+                return run_through_agent(args.name, client_info, agent)
+        return run_in_this_process(args.name, client_info)
     except DistroKernelsError as error:
-        print(f"distrokernels: error: {error}", file=sys.stderr, flush=True)
+        _error(f"{error}")
         return error.exit_code
-    except TraitError as error:  # a hand-edited kernelspec's value of the wrong type
-        print(f"distrokernels: error: kernel {args.name!r}: {error}", file=sys.stderr, flush=True)
+    except Exception as error:
+        from traitlets import TraitError
+
+        if not isinstance(error, TraitError):
+            raise
+        # a hand-edited kernelspec's value of the wrong type
+        _error(f"kernel {args.name!r}: {error}")
         return InvalidInput.exit_code
+
+
+def _error(line: str) -> None:
+    print(f"distrokernels: error: {line}", file=sys.stderr, flush=True)
 
 
 def _exit(code: int) -> None:

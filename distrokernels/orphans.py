@@ -1,8 +1,10 @@
 """Kernel containers whose owner is gone: found for `doctor`, removed by `gc` and by the
 sweep a kernel start runs in the background.
 
-An owner is the token of the process that started a kernel (owners.py); a launcher's
-watchdog, which knows its launcher has died, passes its own judgement. What is removed:
+An owner is the token of the process that started a kernel (owners.py), or, for a warm
+container, of the process that claimed it (``runtime.claimant``: a client served by the
+warm-kernel agent owns its kernel, not the agent); a watchdog, which knows its process
+has died, passes its own judgement. What is removed:
 the container or swarm service, the runtime folder its label names (only inside this
 user's runtime root, runtime.py), and swarm secrets of a start that died between
 creating them and creating its service.
@@ -25,8 +27,13 @@ def find(
     return [
         kernel
         for kernel in [*engine.kernel_containers(), *engine.kernel_services()]
-        if owner_is_gone(kernel.labels.get(LABEL_OWNER, ""))
+        if owner_is_gone(owner(kernel.labels))
     ]
+
+
+def owner(labels: dict[str, str]) -> str:
+    """Whose a kernel is: the process that claimed it (a warm one), else its creator."""
+    return runtime.claimant(labels.get(LABEL_RUNTIME_DIR, "")) or labels.get(LABEL_OWNER, "")
 
 
 def collect(

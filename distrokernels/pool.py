@@ -48,6 +48,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from . import owners, runtime
 from .engine import (
@@ -137,6 +138,23 @@ class Template:
         """What decides a warm container, as a digest: equal keys, interchangeable ones."""
         data = [self.kernelspec, self.engine_url, dataclasses.asdict(self.spec)]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    def to_json(self) -> dict[str, Any]:
+        """This template as JSON (a client sends it to the warm-kernel agent)."""
+        assert not self.spec.files and not self.spec.ports, "warm containers use IPC only"
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any) -> Template:
+        """A template a client sent; DistroKernelsError when it is not one."""
+        try:
+            spec = KernelContainerSpec(**data["spec"])
+            template = cls(**{**data, "spec": spec})
+        except (KeyError, TypeError) as error:
+            raise DistroKernelsError(f"not a warm-kernel template: {error}", "") from error
+        if spec.files or spec.ports or not isinstance(template.size, int):
+            raise DistroKernelsError("not a warm-kernel template", "")
+        return template
 
     def for_slot(self, slot: str) -> KernelContainerSpec:
         """The container of one warm slot: the waiter, with only that slot mounted."""

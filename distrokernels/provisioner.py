@@ -74,6 +74,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     runtime_dir: str | None = None
     death: str = ""  # why the kernel died, when the engine says (an out-of-memory kill)
     _engine: KernelEngine | None = None
+    _source: warm_start.WarmSource | None = None  # the pool this start draws from, if any
     _template: Template | None = None  # this kernel's kind of warm container, if any
     _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
     _slot_link: str | None = None  # the claimed warm slot's name, linked to the kernel's folder
@@ -125,20 +126,16 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         # What no kernel may write, read once per start (the warm template's and the cold
         # container's binds both need it); a remote engine's mounts are that host's.
         self._guard = None if self.on_remote_engine else guards.current(self._launcher_interpreter)
-        self._template = (
-            warm_start.template(
-                self,
-                km.kernel_name,
-                self.container_command(extra_arguments),
-                kwargs.get("cwd") or os.getcwd(),
-                env,
-                getattr(km.parent, "root_dir", ""),
-                self._guard,
-            )
-            if self.in_server
-            else None
+        self._source, self._template = warm_start.choose(
+            self,
+            km.kernel_name,
+            self.container_command(extra_arguments),
+            kwargs.get("cwd") or os.getcwd(),
+            env,
+            getattr(km.parent, "root_dir", "") if self.in_server else None,
+            self._guard,
         )
-        self._warm = POOL.claim(self._template) if self._template else None
+        self._warm = self._source.claim(self._template) if self._source and self._template else None
         self.runtime_dir = self.runtime_dir or runtime.kernel_folder_for(km.connection_file)
         ipykernel = self.kernel_spec.metadata.get("distrokernels", {}).get("ipykernel", "")
         encrypt = transport.encrypts(ipykernel, self.uses_tcp, self.plaintext_tcp, policy)
@@ -204,8 +201,8 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         once the kernel is ready, with Jupyter's side of the connection."""
         with POOL.start_in_flight():
             await self._launch(cmd, kwargs.get("env", {}), kwargs.get("cwd") or os.getcwd())
-        if self._template is not None:
-            POOL.refill(self._template)
+        if self._source is not None and self._template is not None:
+            self._source.refill(self._template)
         return self.connection_info
 
     async def _launch(self, cmd: list[str], env: dict[str, str], cwd: str) -> None:

@@ -7,6 +7,8 @@ Layout, all of it on the host and only the ``io`` folders ever mounted into a co
     ROOT/K/kernel.json    Jupyter's connection file: no container can see or change it
     ROOT/K/io/            the only folder the kernel's container mounts (at KERNEL_DIR):
                           its own copy of the connection file, its sockets
+    ROOT/K/claimant       a warm kernel's: the process that claimed it (owners.py), which
+                          owns it from then on, whoever created its container
     ROOT/w-XXXXXXXX/      a warm container's slot (pool.py); a claim renames it to K/io
 
 So a kernel sees its own key and sockets and nothing of any other kernel's, and a restart
@@ -38,6 +40,7 @@ IO = "io"  # in a kernel's host folder: the folder its container mounts
 SLOT_PREFIX = "w-"  # a warm container's slot (pool.py), beside the kernels' folders
 MAX_IPC_PATH = 107  # libzmq keeps IPC paths in a sockaddr_un: at most 107 bytes
 IPC_SAMPLE = f"/{'0' * 8}/{IO}/k-00000"  # the longest socket path below the root
+CLAIMANT = "claimant"  # in a warm kernel's host folder: the process that claimed it
 _FALLBACK_NOTE = "runtime-dir"  # in the state folder: the private /tmp fallback in use
 
 
@@ -199,6 +202,33 @@ def remove_labelled(path: str) -> None:
             remove_tree(target)
         return
     remove_tree(path)
+
+
+def claimant(labelled: str) -> str:
+    """The owner token of the process that claimed the warm container whose label names
+    ``labelled`` (its slot, now a link to the kernel's folder); '' when none did. Read
+    from the kernel's host folder, which no container mounts, never through a link."""
+    root = str(runtime_root())
+    if not labelled or os.path.dirname(labelled) != root or not os.path.islink(labelled):
+        return ""
+    folder = os.path.realpath(labelled)
+    if os.path.dirname(folder) != root:
+        return ""
+    try:
+        with _folder(folder) as dir_fd:
+            fd = os.open(CLAIMANT, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return ""
+    with os.fdopen(fd, "rb") as stream:
+        return stream.read(256).decode(errors="replace").strip()
+
+
+def write_claimant(folder: str, owner: str) -> None:
+    """Record ``owner`` as the claimant of the warm kernel in ``folder`` (a restart's
+    claim replaces the previous start's)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(os.path.join(folder, CLAIMANT))
+    write_new(folder, CLAIMANT, owner.encode())
 
 
 def write_new(folder: str, name: str, data: bytes) -> None:

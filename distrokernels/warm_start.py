@@ -1,8 +1,13 @@
-"""A start served by a warm container: which kind can serve it, and the hand-over.
+"""A start served by a warm container: which pool, which kind can serve it, the hand-over.
 
-In a Jupyter server (a long-lived MultiKernelManager), on a local engine, for a
-``python -m`` kernel started in a folder under the pool root, a start claims one of the
-pool's idle containers of the same kind (pool.py) instead of creating one. The claimed
+On a local engine, for a ``python -m`` kernel started in a folder under the pool root, a
+start claims an idle container of the same kind (pool.py) instead of creating one. In a
+Jupyter server (a long-lived MultiKernelManager) the pool is the server's own, and its
+root is the server's root folder. Every other client (nbclient, papermill, `distrokernels
+run`, a console, the argv launcher) draws from the user's warm-kernel agent (agent.py),
+whose pool serves the folder the kernel starts in: such a warm kernel mounts exactly
+what a cold one would. A client whose claim finds no agent starts cold and starts the
+agent for its next start. The claimed
 container gets its slot moved in as the kernel's io folder, the kernel's command,
 folder and environment through its claim FIFO, and the kernel's runtime folder left
 linked at the slot's name, so `gc` finds the kernel from the container's label.
@@ -12,11 +17,13 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Mapping
+from typing import Protocol
 
 from jupyter_client.connect import KernelConnectionInfo
 
-from . import owners, pool, transport
+from . import agent_client, owners, pool, runtime, transport
 from .config import KernelConfig
 from .engine import KernelContainerSpec
 from .guards import HostGuard
@@ -26,9 +33,87 @@ from .mounts import exposes_engine
 from .pool import POOL, Template, WarmContainer
 from .runtime import IO, UnsafePath, runtime_root
 
+_SERVED_HERE = threading.Event()  # set in the agent: its kernels use its own pool
+
+
+class WarmSource(Protocol):
+    """Where a start claims a warm container, and asks for the next one."""
+
+    def claim(self, template: Template) -> WarmContainer | None: ...
+
+    def refill(self, template: Template) -> None: ...
+
+
+class AgentPool:
+    """The warm-kernel agent's pool, as a client outside a server sees it."""
+
+    def claim(self, template: Template) -> WarmContainer | None:
+        """A warm container the agent hands out; None when it has none, or none runs."""
+        try:
+            answer = agent_client.ask({"op": "claim", "template": template.to_json()})
+        except (agent_client.AgentUnavailable, ValueError):
+            return None
+        warm = answer.get("warm")
+        if not isinstance(warm, dict):
+            return None
+        slot = str(warm.get("slot", ""))
+        if os.path.dirname(slot) != str(runtime_root()):  # only a slot of this user's root
+            return None
+        return WarmContainer(str(warm.get("id", "")), slot)
+
+    def refill(self, template: Template) -> None:
+        """Ask the agent, started if none runs, for the next one; off the start path."""
+
+        def ask() -> None:
+            try:
+                connection = agent_client.connect_or_start()
+                try:
+                    connection.ask({"op": "refill", "template": template.to_json()})
+                finally:
+                    connection.close()
+            except (agent_client.AgentUnavailable, ValueError) as error:
+                logging.getLogger(__name__).info("distrokernels: no warm-kernel agent: %s", error)
+
+        threading.Thread(target=ask, name="distrokernels-agent-refill", daemon=True).start()
+
+
+AGENT_POOL = AgentPool()
+
+
+def serve_here() -> None:
+    """This process is the agent: its kernels draw from its own pool."""
+    _SERVED_HERE.set()
+
+
+def choose(
+    config: KernelConfig,
+    kernelspec: str,
+    command: list[str],
+    cwd: str,
+    env: Mapping[str, str],
+    server_root: str | None,
+    guard: HostGuard | None,
+) -> tuple[WarmSource | None, Template | None]:
+    """The pool this start draws from and the kind of warm container that serves it;
+    (None, None) when none does. ``server_root`` is None outside a Jupyter server: the
+    pool is then the agent's (or, in the agent, its own) and its root the start's folder.
+    """
+    if server_root is not None:
+        source: WarmSource | None = POOL
+    elif _SERVED_HERE.is_set():
+        source = POOL
+    else:
+        source = AGENT_POOL if agent_client.enabled() else None
+    if source is None:
+        return None, None
+    root = cwd if server_root is None else server_root
+    found = template(config, kernelspec, command, cwd, env, root, guard)
+    return (source, found) if found else (None, None)
+
 
 def pool_root(config: KernelConfig, server_root: str) -> str:
-    """The folder warm containers mount: the kernelspec's, the server's, or home."""
+    """The folder warm containers mount: the kernelspec's, the server's (outside a server:
+    the start's folder), or home."""
     return os.path.abspath(config.pool_root or server_root or os.path.expanduser("~"))
 
 
@@ -99,5 +184,6 @@ def hand_over(
     if not handed:
         POOL.discard(engine_url, [warm])
         return False
+    runtime.write_claimant(runtime_dir, owners.current_owner())
     os.symlink(runtime_dir, warm.slot)  # the container's label leads gc to the kernel
     return True
