@@ -58,10 +58,16 @@ _HANDED_OUT_WAIT = 30.0  # seconds a client may take to claim what it was handed
 _IDLE_CHECK = 1.0
 
 
-def peer_uid(sock: socket.socket) -> int:
-    """The uid of the process at the other end of a unix socket, as the kernel says."""
+def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
+    """The pid, uid and gid of the process at the other end, as the host kernel says."""
     creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return int(struct.unpack("3i", creds)[1])
+    pid, uid, gid = struct.unpack("3i", creds)
+    return int(pid), int(uid), int(gid)
+
+
+def peer_pid(writer: asyncio.StreamWriter) -> int:
+    """The pid of a connected client."""
+    return peer_credentials(writer.get_extra_info("socket"))[0]
 
 
 def idle_timeout(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
@@ -80,7 +86,7 @@ class Agent:
     def __init__(self, idle: float) -> None:
         self.idle = idle
         self._stop = asyncio.Event()
-        self._runs: set[asyncio.Event] = set()  # each argv kernel's stop
+        self._runs: dict[asyncio.Event, tuple[int, HostedKernel | None]] = {}  # stop: pid, kernel
         self._last_activity = time.monotonic()
         self._engines: set[str] = set()
 
@@ -128,15 +134,20 @@ class Agent:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._last_activity = time.monotonic()
         try:
-            uid = peer_uid(writer.get_extra_info("socket"))
+            uid = peer_credentials(writer.get_extra_info("socket"))[1]
             if uid != os.getuid():
                 log.warning("refused a client of uid %s", uid)
                 await _send(writer, {"refused": f"this agent serves uid {os.getuid()} only"})
                 return
             while line := await reader.readline():
                 message = json.loads(line)
+                if message.get("op") != "ping" and (
+                    differs := agent_client.mismatch(message.get("context"))
+                ):
+                    await _send(writer, {"mismatch": differs})
+                    continue
                 if message.get("op") == "run":
-                    await self._run(message, reader, writer)
+                    await self._run(message, reader, writer, peer_pid(writer))
                     return
                 await _send(writer, self._answer(message))
         except (ValueError, AttributeError, ConnectionError) as error:
@@ -149,7 +160,15 @@ class Agent:
         """The answer to one pool request."""
         op = message.get("op")
         if op == "ping":
-            return {"pid": os.getpid(), "owner": owners.current_owner(), "warm": POOL.warm_ids()}
+            return {
+                "pid": os.getpid(),
+                "owner": owners.current_owner(),
+                "warm": POOL.warm_ids(),
+                "runs": [  # the argv kernels it runs: the launcher's pid, the container
+                    [pid, kernel.container_id if kernel else None]
+                    for pid, kernel in self._runs.values()
+                ],
+            }
         if op not in ("claim", "refill"):
             return {"error": f"unknown request {op!r}"}
         try:
@@ -183,13 +202,19 @@ class Agent:
             POOL.discard(engine_url, [warm])
 
     async def _run(
-        self, message: dict[str, Any], reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        message: dict[str, Any],
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        launcher: int,
     ) -> None:
         """Run an argv client's kernel until it exits, the client stops it or goes."""
         stop = asyncio.Event()
-        self._runs.add(stop)
+        self._runs[stop] = (launcher, None)
+        await _send(writer, {"accepted": True})
         try:
             kernel = HostedKernel(str(message.get("name", "")), dict(message["connection"]))
+            self._runs[stop] = (launcher, kernel)
             running = asyncio.ensure_future(
                 kernel.run(str(message["cwd"]), dict(message["env"]), stop)
             )
@@ -209,7 +234,7 @@ class Agent:
             log.exception("a kernel run failed")
             answer = {"error": f"{type(error).__name__}: {error}", "code": 1}
         finally:
-            self._runs.discard(stop)
+            del self._runs[stop]
         with contextlib.suppress(ConnectionError):
             await _send(writer, answer)
 

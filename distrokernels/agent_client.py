@@ -24,6 +24,19 @@ SOCKET = "agent.sock"
 LOCK = "agent.lock"
 SWITCH = "DISTROKERNELS_AGENT"  # "0" in a client's environment: no agent, start in-process
 IDLE_TIMEOUT = "DISTROKERNELS_AGENT_IDLE_TIMEOUT"  # seconds (0: never), read by a new agent
+# What decides which kernelspecs and engine a start finds: a client whose values differ
+# from the agent's (which has those of the client that started it) is not served by it.
+CONTEXT = (
+    "DOCKER_HOST",
+    "CONTAINER_HOST",
+    "JUPYTER_PATH",
+    "JUPYTER_DATA_DIR",
+    "JUPYTER_CONFIG_DIR",
+    "JUPYTER_PREFER_ENV_PATH",
+    "XDG_DATA_HOME",
+    "XDG_CONFIG_HOME",
+    "HOME",
+)
 _ASK_TIMEOUT = 5.0  # seconds an answer may take (a claim, a refill: no engine call)
 _START_TIMEOUT = 20.0  # seconds a new agent may take to listen
 _START_POLL = 0.02
@@ -31,6 +44,23 @@ _START_POLL = 0.02
 
 class AgentUnavailable(Exception):
     """No agent answers (none runs, this user's is starting, or it refused)."""
+
+
+def context(with_prefix: bool = False) -> dict[str, str]:
+    """This process's values of what decides a start (and its Python's prefix, where the
+    kernelspecs installed with it are found)."""
+    values = {key: os.environ.get(key, "") for key in CONTEXT}
+    if with_prefix:
+        values["prefix"] = sys.prefix
+    return values
+
+
+def mismatch(sent: object) -> str:
+    """What differs between a client's context and this process's ('' when nothing)."""
+    if not isinstance(sent, dict):
+        return "no context"
+    own = context(with_prefix="prefix" in sent)
+    return ", ".join(sorted(key for key in own if sent.get(key) != own[key]))
 
 
 def enabled(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
@@ -88,6 +118,8 @@ class Connection:
             raise AgentUnavailable("the agent closed the connection")
         if "refused" in answer:
             raise AgentUnavailable(str(answer["refused"]))
+        if "mismatch" in answer:
+            raise AgentUnavailable(f"the agent serves another environment ({answer['mismatch']})")
         return answer
 
     def close(self) -> None:

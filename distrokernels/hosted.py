@@ -66,6 +66,11 @@ class HostedKernel:
         return status if status is not None else 0
 
     @property
+    def container_id(self) -> str | None:
+        """The kernel's container, once it has one."""
+        return getattr(self.manager.provisioner, "container_id", None)
+
+    @property
     def death(self) -> str:
         """Why the kernel died, when the engine said (an out-of-memory kill), else ''."""
         return str(getattr(self.manager.provisioner, "death", "") or "")

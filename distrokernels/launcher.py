@@ -81,17 +81,20 @@ class ClientWatch:
         return not self._named and os.getppid() != self.pid
 
 
-def run_through_agent(name: str, client_info: dict[str, Any], agent: Connection) -> int:
-    """Let the agent run the kernel; forward signals, watch the client, return its status."""
-    agent.send(
-        {
-            "op": "run",
-            "name": name,
-            "connection": client_info,
-            "cwd": os.getcwd(),
-            "env": dict(os.environ),
-        }
-    )
+def run_request(name: str, client_info: dict[str, Any]) -> dict[str, Any]:
+    """What the agent needs to run this client's kernel as this process would."""
+    return {
+        "op": "run",
+        "name": name,
+        "connection": client_info,
+        "cwd": os.getcwd(),
+        "env": dict(os.environ),
+        "context": agent_client.context(with_prefix=True),
+    }
+
+
+def relay_signals(agent: Connection) -> int:
+    """While the agent runs the kernel: forward signals, watch the client; its status."""
     wake_read, wake_write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     signal.set_wakeup_fd(wake_write)
     for signum in _FORWARDED:
@@ -176,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if agent_client.enabled():
             try:
                 agent = agent_client.connect_or_start()
+                agent.ask(run_request(args.name, client_info))  # accepted
             except AgentUnavailable as error:
                 print(
                     f"distrokernels: {error}; starting the kernel in this process",
@@ -183,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
             else:
-                return run_through_agent(args.name, client_info, agent)
+                return relay_signals(agent)
         return run_in_this_process(args.name, client_info)
     except DistroKernelsError as error:
         _error(f"{error}")

@@ -50,7 +50,9 @@ class AgentPool:
     def claim(self, template: Template) -> WarmContainer | None:
         """A warm container the agent hands out; None when it has none, or none runs."""
         try:
-            answer = agent_client.ask({"op": "claim", "template": template.to_json()})
+            answer = agent_client.ask(
+                {"op": "claim", "template": template.to_json(), "context": agent_client.context()}
+            )
         except (agent_client.AgentUnavailable, ValueError):
             return None
         warm = answer.get("warm")
@@ -68,7 +70,13 @@ class AgentPool:
             try:
                 connection = agent_client.connect_or_start()
                 try:
-                    connection.ask({"op": "refill", "template": template.to_json()})
+                    connection.ask(
+                        {
+                            "op": "refill",
+                            "template": template.to_json(),
+                            "context": agent_client.context(),
+                        }
+                    )
                 finally:
                     connection.close()
             except (agent_client.AgentUnavailable, ValueError) as error:

@@ -15,6 +15,12 @@ def pytest_addoption(parser):
     )
 
 
+# Kernels start in this process and its children unless a test asks for the user's
+# warm-kernel agent (test_agent.py): each test's folder would otherwise get warm
+# containers of its own that no later start uses.
+os.environ["DISTROKERNELS_AGENT"] = "0"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_jupyter_dirs(tmp_path_factory):
     """Kernelspecs and runtime files of the tests live in a temporary Jupyter home."""

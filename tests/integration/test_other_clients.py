@@ -25,6 +25,7 @@ from jupyter_client.connect import write_connection_file
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import AsyncKernelManager
 
+from distrokernels import agent_client
 from distrokernels.engine import LABEL_OWNER, LABEL_RUNTIME_DIR
 from distrokernels.errors import InvalidInput
 
@@ -39,8 +40,24 @@ def owned_by(kernels: list, pid: int) -> list:
     return [k for k in kernels if k.labels.get(LABEL_OWNER, "").split(":")[1:2] == [str(pid)]]
 
 
+def served_by_the_agent(pid: int) -> set[str]:
+    """The containers the user's agent runs for the launcher ``pid``."""
+    try:
+        runs = agent_client.ask({"op": "ping"})["runs"]
+    except agent_client.AgentUnavailable:
+        return set()
+    return {container for launcher, container in runs if launcher == pid and container}
+
+
 def launched_containers(engine, pid: int) -> list:
-    return owned_by(engine.kernel_containers(), pid)
+    """The kernel containers of the launcher ``pid``: run by the agent for it, or, in
+    the launcher's own process, owned by it."""
+    served = served_by_the_agent(pid)
+    return [
+        container
+        for container in engine.kernel_containers()
+        if container.id in served or owned_by([container], pid)
+    ]
 
 
 def wait_until(condition, timeout: float) -> bool:
