@@ -164,6 +164,7 @@ class Agent:
                 "pid": os.getpid(),
                 "owner": owners.current_owner(),
                 "warm": POOL.warm_ids(),
+                "ready": POOL.warm_ids(ready=True),
                 "runs": [  # the argv kernels it runs: the launcher's pid, the container
                     [pid, kernel.container_id if kernel else None]
                     for pid, kernel in self._runs.values()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from . import PROVISIONER_NAME
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from jupyter_client.manager import AsyncKernelManager
 
     from .config import KernelConfig
+
+log = logging.getLogger(__name__)
 
 _KERNEL_POLL_INTERVAL = 5.0  # seconds: the fallback when no disconnect is reported
 _EXIT_AFTER_DISCONNECT = 2.0  # seconds the engine may take to report a kernel's exit
@@ -49,10 +53,17 @@ class HostedKernel:
         manager = self.manager
         status = None
         try:
+            began = time.monotonic()
             self.bridge.listen()
             await manager.start_kernel(cwd=cwd, env=env)
             self.bridge.connect(manager.get_connection_info())
             self._started = True
+            log.info(
+                "distrokernels: %s runs in %s, ready in %.0f ms",
+                manager.kernel_name,
+                self.container_id,
+                (time.monotonic() - began) * 1000,
+            )
             status = await self._until_exit_or_stop(stop)
         finally:
             self._started = False

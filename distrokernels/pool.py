@@ -343,15 +343,16 @@ class KernelPool:
 
     # --- inspection and the end ---------------------------------------------------
 
-    def warm_ids(self, kernelspec: str | None = None) -> list[str]:
-        """This process's ready and starting containers (tests and the benchmark; `list`
-        asks the engine, for every process of the user)."""
+    def warm_ids(self, kernelspec: str | None = None, ready: bool = False) -> list[str]:
+        """This process's ready (and, unless ``ready``, starting) containers (tests, the
+        benchmark and the agent's ping; `list` asks the engine, for every process)."""
         with self._lock:
             return [
                 warm.id
                 for key, queue in self._warm.items()
                 if kernelspec is None or self._templates[key].kernelspec == kernelspec
                 for warm in queue
+                if warm.ready or not ready
             ]
 
     def wait_until_warm(self, kernelspec: str, count: int, timeout: float = 60) -> None:

@@ -273,11 +273,12 @@ async def server(installed_kernel, tmp_path, engine):
     assert not list(runtime_root().glob("w-*"))
 
 
-def kill_with_its_watchdog(process: subprocess.Popen) -> None:
-    """SIGKILL a process that started kernels and, first, its watchdog (which would
-    remove them at once): what is left is what `gc` and `doctor` must find. /proc is
-    read directly: the users' own venvs have no psutil."""
-    owner = f":{process.pid}:".encode()
+def kill_with_its_watchdog(process: subprocess.Popen | int) -> None:
+    """SIGKILL a process that started kernels (a child, or a pid) and, first, its
+    watchdog (which would remove them at once): what is left is what `gc` and `doctor`
+    must find. /proc is read directly: the users' own venvs have no psutil."""
+    pid = process if isinstance(process, int) else process.pid
+    owner = f":{pid}:".encode()
     watchdogs = []
     for entry in Path("/proc").iterdir():
         try:
@@ -292,5 +293,10 @@ def kill_with_its_watchdog(process: subprocess.Popen) -> None:
     while process_start_time(watchdogs[0]):
         assert time.monotonic() < deadline, "the watchdog outlived a SIGKILL"
         time.sleep(0.05)
-    process.kill()
-    process.wait()
+    if isinstance(process, int):
+        os.kill(pid, signal.SIGKILL)
+        while process_start_time(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    else:
+        process.kill()
+        process.wait()

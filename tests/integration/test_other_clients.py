@@ -28,7 +28,9 @@ from jupyter_client.manager import AsyncKernelManager
 from distrokernels import agent_client
 from distrokernels.engine import LABEL_OWNER, LABEL_RUNTIME_DIR
 from distrokernels.errors import InvalidInput
+from distrokernels.pool import idle_warm_containers
 
+from .agent import ping, stop_agent
 from .conftest import run_cli, variant_kernelspec
 
 JC6_VENV = Path("/tmp/distrokernels-jupyter-client-6")
@@ -58,6 +60,12 @@ def launched_containers(engine, pid: int) -> list:
         for container in engine.kernel_containers()
         if container.id in served or owned_by([container], pid)
     ]
+
+
+def kernels(engine) -> set[str]:
+    """The kernel containers running a kernel (not an idle warm one of the agent's)."""
+    idle = {warm.id for warm in idle_warm_containers(engine)}
+    return {c.id for c in engine.kernel_containers()} - idle
 
 
 def wait_until(condition, timeout: float) -> bool:
@@ -122,6 +130,20 @@ def launch(tmp_path):
         each.close()
 
 
+@pytest.fixture(params=["in-process", "agent"])
+def argv_mode(request, monkeypatch):
+    """The launcher hands the kernel to the user's warm-kernel agent, or runs it itself."""
+    stop_agent()
+    monkeypatch.setenv(agent_client.SWITCH, "1" if request.param == "agent" else "0")
+    yield request.param
+    stop_agent()
+
+
+def listener(kernel: Launched, argv_mode: str) -> int:
+    """The process that listens on the client's ports: the agent, or the launcher."""
+    return ping()["pid"] if argv_mode == "agent" else kernel.process.pid
+
+
 @pytest.fixture(scope="module")
 def no_network_kernel(installed_kernel) -> str:
     def no_network(spec):
@@ -132,7 +154,7 @@ def no_network_kernel(installed_kernel) -> str:
 
 @pytest.mark.parametrize("network", ["bridge", "none"])
 def test_a_client_running_argv_gets_the_distro_kernel_as_if_it_were_local(
-    network, installed_kernel, no_network_kernel, launch, engine, tmp_path
+    network, argv_mode, installed_kernel, no_network_kernel, launch, engine, tmp_path
 ):
     kernel_name = installed_kernel if network == "bridge" else no_network_kernel
     work = tmp_path / "notebooks"
@@ -144,13 +166,12 @@ def test_a_client_running_argv_gets_the_distro_kernel_as_if_it_were_local(
     inspect = engine.api.inspect_container(container.id)
     assert inspect["HostConfig"]["NetworkMode"] == network
     assert not inspect["NetworkSettings"]["Ports"]  # nothing published by the engine
+    server = psutil.Process(listener(kernel, argv_mode))
     listening = [
-        c.laddr.ip
-        for c in psutil.Process(kernel.process.pid).net_connections(kind="inet")
-        if c.status == psutil.CONN_LISTEN
+        c.laddr.ip for c in server.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
     ]
     assert len(listening) == 5 and all(ip.startswith("127.") for ip in listening), listening
-    assert sorted(c.laddr.port for c in psutil.Process(kernel.process.pid).net_connections(
+    assert sorted(c.laddr.port for c in server.net_connections(
         kind="inet") if c.status == psutil.CONN_LISTEN) == sorted(
         port for key, port in json.loads(Path(kernel.connection_file).read_text()).items()
         if key.endswith("_port")
@@ -219,7 +240,9 @@ def test_a_slow_start_is_not_taken_for_a_dead_kernel(installed_kernel, launch, t
     assert kernel.run("print(1 + 1)") == "2\n"
 
 
-def test_a_sigkilled_launcher_leaves_no_container(installed_kernel, launch, engine, tmp_path):
+def test_a_sigkilled_launcher_leaves_no_container(
+    argv_mode, installed_kernel, launch, engine, tmp_path
+):
     kernel = launch(installed_kernel, tmp_path)
     kernel.ready()
     assert len(launched_containers(engine, kernel.process.pid)) == 1
@@ -249,7 +272,7 @@ def test_gc_collects_the_container_when_launcher_and_watchdog_both_died(
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
 def test_sigterm_and_sighup_stop_the_kernel_and_remove_its_container(
-    signum, installed_kernel, launch, engine, tmp_path
+    signum, argv_mode, installed_kernel, launch, engine, tmp_path
 ):
     kernel = launch(installed_kernel, tmp_path)
     kernel.ready()
@@ -316,9 +339,9 @@ JC6_SCRIPT = STARTS_A_KERNEL + textwrap.dedent(
 
 
 def test_jupyter_client_6_starts_interrupts_restarts_and_shuts_down_a_distro_kernel(
-    installed_kernel, jupyter_client_6, engine, tmp_path
+    argv_mode, installed_kernel, jupyter_client_6, engine, tmp_path
 ):
-    before = {c.id for c in engine.kernel_containers()}
+    before = kernels(engine)
     result = subprocess.run(
         [jupyter_client_6, "-c", JC6_SCRIPT, installed_kernel, str(tmp_path)],
         capture_output=True, text=True, timeout=300, env=dict(os.environ),
@@ -331,7 +354,7 @@ def test_jupyter_client_6_starts_interrupts_restarts_and_shuts_down_a_distro_ker
         "alive False",
     ]
     # jupyter_client 6 SIGKILLs a kernel that is slow to go; the watchdog removes it then.
-    assert wait_until(lambda: {c.id for c in engine.kernel_containers()} <= before, GONE_WITHIN)
+    assert wait_until(lambda: kernels(engine) <= before, GONE_WITHIN)
 
 
 # kernel.json's change, the install options that would ask for the same (none: no
@@ -363,7 +386,7 @@ HAND_EDITS = {
 
 @pytest.mark.parametrize("edit", sorted(HAND_EDITS))
 async def test_a_hand_edited_kernelspec_is_refused_on_both_paths_with_the_cli_message(
-    edit, installed_kernel, launch, engine, tmp_path
+    edit, argv_mode, installed_kernel, launch, engine, tmp_path
 ):
     change, options, message = HAND_EDITS[edit]
 
@@ -389,7 +412,7 @@ async def test_a_hand_edited_kernelspec_is_refused_on_both_paths_with_the_cli_me
 
 
 def test_the_launcher_fails_in_one_line_when_its_image_or_engine_is_gone(
-    installed_kernel, launch, tmp_path
+    argv_mode, installed_kernel, launch, tmp_path
 ):
     def gone(spec):
         config = spec["metadata"]["kernel_provisioner"]["config"]
@@ -447,7 +470,7 @@ def _gone(pid: int) -> bool:
 
 
 def test_a_killed_jupyter_client_6_server_leaves_no_launcher_and_no_container(
-    installed_kernel, jupyter_client_6, engine, tmp_path
+    argv_mode, installed_kernel, jupyter_client_6, engine, tmp_path
 ):
     """Notebook 6's server SIGKILLed: its launcher is re-parented, sees its client is
     gone (JPY_PARENT_PID, as ipykernel watches it) and stops the kernel."""
