@@ -54,6 +54,7 @@ from .runtime import runtime_root
 log = logging.getLogger("distrokernels.agent")
 
 DEFAULT_IDLE_TIMEOUT = 600.0  # seconds; measured: docs/warm-kernels.md
+_REFILL_AFTER_CLAIM = 1.0  # seconds: a cold start here takes about 0.8 s
 _HANDED_OUT_WAIT = 30.0  # seconds a client may take to claim what it was handed
 _IDLE_CHECK = 1.0
 
@@ -89,6 +90,7 @@ class Agent:
         self._runs: dict[asyncio.Event, tuple[int, HostedKernel | None]] = {}  # stop: pid, kernel
         self._last_activity = time.monotonic()
         self._engines: set[str] = set()
+        self.owner = owners.current_owner()
 
     async def serve(self) -> None:
         """Listen until stopped (SIGTERM, SIGINT) or idle; then remove what it kept."""
@@ -173,7 +175,7 @@ class Agent:
         if op not in ("claim", "refill"):
             return {"error": f"unknown request {op!r}"}
         try:
-            template = Template.from_json(message.get("template"))
+            template = Template.from_json(message.get("template")).owned_by(self.owner)
         except DistroKernelsError as error:
             return {"error": str(error)}
         self._watch(template.engine_url)
@@ -181,11 +183,13 @@ class Agent:
             POOL.refill(template)
             return {"ok": True}
         warm = POOL.claim(template)
+        loop = asyncio.get_running_loop()
+        # The next one, once this start is likely done (the client asks too when it
+        # lives on; a client that exits at once cannot).
+        loop.call_later(_REFILL_AFTER_CLAIM, POOL.refill, template)
         if warm is None:
             return {"warm": None}
-        asyncio.get_running_loop().call_later(
-            _HANDED_OUT_WAIT, self._unclaimed, template.engine_url, warm
-        )
+        loop.call_later(_HANDED_OUT_WAIT, self._unclaimed, template.engine_url, warm)
         return {"warm": {"id": warm.id, "slot": warm.slot}}
 
     def _watch(self, engine_url: str) -> None:

@@ -156,6 +156,13 @@ class Template:
             raise DistroKernelsError("not a warm-kernel template", "")
         return template
 
+    def owned_by(self, owner: str) -> Template:
+        """This template with ``owner`` as its containers' owner (the agent's own token
+        for a client's template: the containers are the agent's until claimed, and
+        every client's template of one kind is then the same)."""
+        labels = {**self.spec.labels, LABEL_OWNER: owner}
+        return dataclasses.replace(self, spec=dataclasses.replace(self.spec, labels=labels))
+
     def for_slot(self, slot: str) -> KernelContainerSpec:
         """The container of one warm slot: the waiter, with only that slot mounted."""
         return dataclasses.replace(

@@ -48,13 +48,21 @@ class AgentPool:
     """The warm-kernel agent's pool, as a client outside a server sees it."""
 
     def claim(self, template: Template) -> WarmContainer | None:
-        """A warm container the agent hands out; None when it has none, or none runs."""
+        """A warm container the agent hands out; None when it has none, or none runs
+        (then one is started, so that it warms the next start: a client may exit before
+        its refill could ask)."""
         try:
-            answer = agent_client.ask(
-                {"op": "claim", "template": template.to_json(), "context": agent_client.context()}
-            )
+            connection = agent_client.connect()
+        except agent_client.AgentUnavailable:
+            agent_client.spawn()
+            return None
+        request = {"op": "claim", "template": template.to_json(), "context": agent_client.context()}
+        try:
+            answer = connection.ask(request)
         except (agent_client.AgentUnavailable, ValueError):
             return None
+        finally:
+            connection.close()
         warm = answer.get("warm")
         if not isinstance(warm, dict):
             return None

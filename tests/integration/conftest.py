@@ -22,6 +22,8 @@ from distrokernels.owners import process_start_time
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
+from .agent import agent  # noqa: F401 - a fixture for every module
+
 BASE = "debian:bookworm"
 KERNEL = "distro-debian-12"
 

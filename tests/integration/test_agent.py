@@ -1,0 +1,235 @@
+"""The user's warm-kernel agent: warm kernels for clients outside a Jupyter server.
+
+Each test starts clients with the agent switched on (the `agent` fixture), so their
+first start also starts the agent, and stops it afterwards.
+"""
+
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+from jupyter_client.manager import AsyncKernelManager
+
+from distrokernels import agent_client
+from distrokernels.engine import LABEL_OWNER
+from distrokernels.pool import idle_warm_containers
+from distrokernels.runtime import runtime_root
+
+from .agent import ping, stop_agent, wait_for_ready_warm
+from .conftest import kill_with_its_watchdog, run_cli, run_code
+from .test_other_clients import (
+    EXITS_WITHOUT_SHUTDOWN,
+    GONE_WITHIN,
+    Launched,
+    kernels,
+    launched_containers,
+    wait_until,
+)
+
+THIN_LAUNCHER_USS_MB = 10  # the issue's bound on what the argv launcher itself holds
+
+
+def test_an_argv_client_is_served_warm_and_its_launcher_stays_thin(
+    agent, installed_kernel, engine, tmp_path
+):
+    first = Launched(installed_kernel, tmp_path, tmp_path)
+    first.ready()
+    first.client.shutdown()
+    assert first.process.wait(timeout=30) == 0
+    first.close()
+    (warm,) = wait_for_ready_warm()
+
+    second = Launched(installed_kernel, tmp_path, tmp_path)
+    try:
+        assert second.ready()["status"] == "ok"
+        assert [c.id for c in launched_containers(engine, second.process.pid)] == [warm]
+        assert second.run("import os; print(os.getcwd())") == f"{tmp_path}\n"
+        uss = psutil.Process(second.process.pid).memory_full_info().uss / 2**20
+        assert uss <= THIN_LAUNCHER_USS_MB, f"the launcher holds {uss:.1f} MB"
+        running = second.client.execute("import time; time.sleep(30)")
+        reply = None
+        while reply is None or reply["parent_header"].get("msg_id") != running:
+            if reply is None:
+                time.sleep(0.5)
+                second.process.send_signal(signal.SIGINT)
+            reply = second.client.get_shell_msg(timeout=10)
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+    finally:
+        second.client.shutdown()
+        assert second.process.wait(timeout=30) == 0
+        second.close()
+    assert warm not in {c.id for c in engine.kernel_containers()}
+
+
+async def test_nbclient_style_clients_and_run_are_served_warm_and_own_their_kernels(
+    agent, installed_kernel, engine, tmp_path
+):
+    async def one_start() -> tuple[str, str]:
+        manager = AsyncKernelManager(kernel_name=installed_kernel)
+        await manager.start_kernel(cwd=str(tmp_path))
+        try:
+            container = manager.provisioner.container_id
+            return container, await run_code(manager, "import os; print(os.getcwd())")
+        finally:
+            await manager.shutdown_kernel()
+
+    await one_start()  # cold: it starts the agent, which warms one for this folder
+    (warm,) = await asyncio.to_thread(wait_for_ready_warm)
+    container, cwd = await one_start()
+    assert (container, cwd) == (warm, f"{tmp_path}\n")
+    assert container not in {c.id for c in engine.kernel_containers()}
+
+    # `distrokernels run`: another process, the same agent
+    (warm,) = await asyncio.to_thread(wait_for_ready_warm)
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": installed_kernel, "display_name": "x"}
+    notebook.cells = [nbformat.v4.new_code_cell("import os; print(os.getcwd())")]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(notebook, path)
+    run = await asyncio.to_thread(run_cli, "run", str(path))
+    assert run.returncode == 0, run.stderr
+    assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == f"{tmp_path}\n"
+    assert warm not in {c.id for c in engine.kernel_containers()}  # it served the run
+
+
+def test_a_client_that_exits_holding_a_warm_kernel_leaves_nothing(
+    agent, installed_kernel, engine, tmp_path
+):
+    """A claimed warm container is its client's (runtime.claimant): the client's own
+    watchdog removes it, though the agent that created it lives on."""
+
+    def exits_without_shutdown() -> str:
+        result = subprocess.run(
+            [sys.executable, "-c", EXITS_WITHOUT_SHUTDOWN, installed_kernel, str(tmp_path)],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    exits_without_shutdown()
+    (warm,) = wait_for_ready_warm()
+    assert exits_without_shutdown() == warm
+    assert wait_until(lambda: warm not in {c.id for c in engine.kernel_containers()}, GONE_WITHIN)
+    assert ping() is not None
+
+
+def test_a_killed_agent_leaves_what_gc_and_the_next_agent_collect(
+    agent, installed_kernel, engine, tmp_path
+):
+    kernel = Launched(installed_kernel, tmp_path, tmp_path)
+    kernel.ready()
+    (running,) = launched_containers(engine, kernel.process.pid)
+    (warm,) = wait_for_ready_warm()
+    state = ping()
+    kill_with_its_watchdog(state["pid"])
+    assert kernel.process.wait(timeout=30) != 0  # the launcher says its agent is gone
+    assert "agent stopped" in kernel.process.stderr.read()
+    kernel.close()
+    left = {c.id for c in engine.kernel_containers()}
+    assert {running.id, warm} <= left
+    gc = run_cli("gc")
+    assert gc.returncode == 0, gc.stderr
+    assert not {running.id, warm} & {c.id for c in engine.kernel_containers()}
+    with pytest.raises(agent_client.AgentUnavailable):  # its socket answers no one
+        agent_client.connect()
+
+    # the next agent starts as the first did, and sweeps what a killed one left
+    again = Launched(installed_kernel, tmp_path, tmp_path)
+    try:
+        assert again.ready()["status"] == "ok"
+        assert ping()["pid"] != state["pid"]
+    finally:
+        again.close()
+
+
+def test_the_agent_refuses_a_client_of_another_uid(agent, installed_kernel, engine, tmp_path):
+    """Root, whom the runtime folder's mode does not stop, is refused by the uid check."""
+    from .users import as_user, install_checkout, make_user, need_root
+
+    need_root()
+    account, _ = make_user("dk-tester", docker_group=True)
+    install_checkout()
+    start = as_user(
+        account, "python", "-c",
+        "from distrokernels import agent_client; c = agent_client.connect_or_start(); "
+        "print(agent_client.socket_path()); c.close()",
+        env={agent_client.SWITCH: "1"},
+    )  # fmt: skip
+    assert start.returncode == 0, start.stderr
+    socket = start.stdout.strip()
+    assert Path(socket).parent.stat().st_uid == account.pw_uid
+    before = {c.id for c in engine.kernel_containers()}
+    connection = agent_client.connect(socket)
+    try:
+        with pytest.raises(agent_client.AgentUnavailable, match="serves uid"):
+            connection.ask({"op": "ping"})
+    finally:
+        connection.close()
+    connection = agent_client.connect(socket)
+    try:
+        with pytest.raises(agent_client.AgentUnavailable, match="serves uid"):
+            connection.ask({"op": "claim", "template": {}, "context": agent_client.context()})
+    finally:
+        connection.close()
+    assert {c.id for c in engine.kernel_containers()} <= before
+    # another unprivileged user cannot even reach it
+    other, _ = make_user("dk-tester2", docker_group=True)
+    reach = as_user(
+        other, "python", "-c",
+        f"from distrokernels import agent_client; agent_client.connect({socket!r})",
+    )  # fmt: skip
+    assert reach.returncode != 0 and "Permission denied" in reach.stderr
+    stop = as_user(
+        account, "python", "-c",
+        "import os, signal; from distrokernels import agent_client; "
+        "os.kill(agent_client.ask({'op': 'ping'})['pid'], signal.SIGTERM)",
+    )  # fmt: skip
+    assert stop.returncode == 0, stop.stderr
+
+
+CYCLES = 100
+
+
+def test_a_hundred_argv_lives_with_random_sigkills_leave_nothing_behind(
+    agent, installed_kernel, engine, tmp_path
+):
+    random.seed(24)
+    folders_before = set(os.listdir(runtime_root()))
+    fds = []
+    for cycle in range(CYCLES):
+        kernel = Launched(installed_kernel, tmp_path, tmp_path)
+        ending = random.choice(["shutdown", "sigkill", "sigterm", "sigkill-at-once"])
+        if ending != "sigkill-at-once":
+            kernel.ready()
+        if ending == "shutdown":
+            kernel.client.shutdown()
+            kernel.process.wait(timeout=30)
+        elif ending == "sigterm":
+            kernel.process.terminate()
+            kernel.process.wait(timeout=30)
+        else:
+            kernel.process.kill()
+        kernel.close()
+        if cycle in (9, CYCLES - 1):
+            assert wait_until(lambda: not ping()["runs"], GONE_WITHIN)
+            fds.append(psutil.Process(ping()["pid"]).num_fds())
+    assert fds[1] <= fds[0] + 4, f"the agent's descriptors grew: {fds}"
+    assert wait_until(lambda: not kernels(engine), GONE_WITHIN)
+    stop_agent()
+    assert not idle_warm_containers(engine)
+    assert not [c for c in engine.kernel_containers() if LABEL_OWNER in c.labels]
+    assert set(os.listdir(runtime_root())) - folders_before <= {agent_client.LOCK}
+    launchers = [
+        p for p in psutil.process_iter(["cmdline"])
+        if "distrokernels.launcher" in " ".join(p.info["cmdline"] or [])
+        and p.status() != psutil.STATUS_ZOMBIE
+    ]  # fmt: skip
+    assert not launchers
