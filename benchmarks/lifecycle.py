@@ -13,10 +13,19 @@ under a KernelManager of their own (no pool), timed to wait_for_ready as before.
 the distro kernel is served by a warm container and the local one starts as always;
 they are timed to the first kernel_info_reply (wait_for_ready adds 0.2 s of IOPub
 silence to both, a constant of the client), and so is the local start they compare to.
+The "plain warm" rows start them under a KernelManager of their own again, as nbclient,
+papermill or a console do, now with the user's warm-kernel agent on: the distro kernel
+is served warm by the agent; timed to the first kernel_info_reply.
 The "argv" rows start both kernels as clients without provisioner support do (VS Code,
 jupyter_client 6): the kernelspec's argv as a child process on a TCP connection file;
-start is timed to the first kernel_info_reply, the round trip is the median of 20
-`1+1` executions on a started kernel.
+"argv warm start" through the agent, "argv cold start" with it off (the launcher runs
+the kernel itself); starts are timed to the first kernel_info_reply, the round trip is
+the median of 20 `1+1` executions on a started kernel; interrupt and shutdown are the
+warm path's. Before each warm start the agent has a ready warm container, as it has
+when a user's starts are more than a second or so apart.
+The "10 notebooks" rows run ten one-cell notebooks one after another, each in a process
+of its own: papermill for both kernels, and `distrokernels run` for the distro kernel
+against nbclient's `jupyter execute` (what `run` builds on) for the local one.
 Runs alternate local and distro (A B A B ...). Prints a markdown table and writes
 benchmarks/results/latest.json. Not a test: nothing here passes or fails.
 
@@ -47,6 +56,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
+import nbformat
 import psutil
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
@@ -55,6 +65,7 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.multikernelmanager import AsyncMultiKernelManager
 from traitlets.config import Config
 
+from distrokernels import agent_client
 from distrokernels.engine import Engine, engine_url
 from distrokernels.pool import POOL
 
@@ -78,11 +89,20 @@ TARGETS = {
     "interrupt": ("ratio", 1.1),
     "shutdown": ("ratio", 1.2),
     "20 concurrent starts": ("ratio", 1.0),
-    # kernel.json's argv run as a child, as VS Code and jupyter_client 6 run it
-    "argv start": ("ratio", 1.3),
+    # outside a server, under a KernelManager of the client's own (nbclient, papermill,
+    # `run`, a console): the distro kernel from the user's agent
+    "plain warm start": ("ratio", 0.3),
+    "plain warm restart": ("ratio", 0.5),
+    # kernel.json's argv run as a child, as VS Code and jupyter_client 6 run it: through
+    # the agent (warm), and with the agent off (DISTROKERNELS_AGENT=0: in the launcher)
+    "argv warm start": ("ratio", 0.3),
+    "argv cold start": ("ratio", 2.0),
     "argv round trip": ("delta ms", 1),
     "argv interrupt": ("absolute ms", 100),
     "argv shutdown": ("ratio", 1.2),
+    # ten one-cell notebooks one after another, each in a new process and kernel
+    "10 notebooks, papermill": ("ratio", 1.0),
+    "10 notebooks, run": ("ratio", 1.0),
 }
 ROUND_TRIPS = 20  # warm `1+1` executions whose median is the round trip
 KERNEL_INFO_RETRY = 1.0  # seconds, as jupyter_client's wait_for_ready resends it
@@ -140,6 +160,61 @@ async def first_kernel_info(manager: AsyncKernelManager, client=None):
             return client
 
 
+async def plain_life(kernel: str, workdir: str) -> dict[str, float]:
+    """A KernelManager of its own, as nbclient or a console starts one, served by the
+    agent: start and restart, to the first kernel_info_reply."""
+    agent(True)
+    await asyncio.to_thread(agent_has_warm, kernel)
+    timings: dict[str, float] = {}
+    manager = AsyncKernelManager(kernel_name=kernel)
+    started = time.perf_counter()
+    await manager.start_kernel(cwd=workdir)
+    client = await first_kernel_info(manager)
+    timings["plain warm start"] = time.perf_counter() - started
+    await client.wait_for_ready(timeout=120)
+    await asyncio.to_thread(agent_has_warm, kernel)
+    started = time.perf_counter()
+    await manager.restart_kernel()
+    await first_kernel_info(manager, client)
+    timings["plain warm restart"] = time.perf_counter() - started
+    client.stop_channels()
+    await manager.shutdown_kernel()
+    agent(False)
+    return timings
+
+
+def notebooks_life(kernel: str, folder: str) -> dict[str, float]:
+    """Ten one-cell notebooks, one after another: with papermill, and with `distrokernels
+    run` (the local kernel with nbclient's own `jupyter execute`, which `run` builds on)."""
+    agent(True)
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": kernel, "display_name": kernel}
+    notebook.cells = [nbformat.v4.new_code_cell("import platform; print(platform.system())")]
+    paths = [str(Path(folder) / f"n{index}.ipynb") for index in range(10)]
+    for path in paths:
+        nbformat.write(notebook, path)
+    bindir = Path(sys.executable).parent
+    timings: dict[str, float] = {}
+    tools = {
+        "10 notebooks, papermill": lambda path: [
+            str(bindir / "papermill"), "-k", kernel, "--no-progress-bar", path, path
+        ],
+        "10 notebooks, run": lambda path: (
+            [str(bindir / "distrokernels"), "run", path]
+            if kernel == DISTRO
+            else [str(bindir / "jupyter-execute"), "--inplace", path]
+        ),
+    }  # fmt: skip
+    for metric, command in tools.items():
+        agent_has_warm(kernel)
+        started = time.perf_counter()
+        for path in paths:
+            subprocess.run(command(path), cwd=folder, check=True, capture_output=True)
+        timings[metric] = time.perf_counter() - started
+    agent(False)
+    return timings
+
+
 async def server_life(kernel: str, server: AsyncMultiKernelManager, workdir: str) -> dict:
     """In a server: start (the distro kernel warm), interrupt, restart, shut down."""
     timings: dict[str, float] = {}
@@ -191,6 +266,36 @@ def pooled_memory_mb(kernel: str) -> float:
     return max(size or 0 for size in sizes) / 2**20
 
 
+def agent(on: bool) -> None:
+    """Clients of this process (and its children) use the user's agent, or not."""
+    os.environ[agent_client.SWITCH] = "1" if on else "0"
+
+
+def agent_has_warm(kernel: str) -> None:
+    """Until the agent has a ready warm container (a user's next start, some time after
+    the last one); nothing for the local kernel."""
+    if kernel != DISTRO:
+        return
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with contextlib.suppress(agent_client.AgentUnavailable):
+            if agent_client.ask({"op": "ping"})["ready"]:
+                return
+        time.sleep(0.05)
+    raise RuntimeError("the agent warmed no container in 120 s")
+
+
+def argv_lives(kernel: str, workdir: str) -> dict[str, float]:
+    """A cold argv life (no agent: the launcher runs the kernel) and a warm one."""
+    agent(False)
+    timings = {"argv cold start": argv_life(kernel, workdir)["argv start"]}
+    agent(True)
+    agent_has_warm(kernel)
+    warm = argv_life(kernel, workdir)
+    timings["argv warm start"] = warm.pop("argv start")
+    return timings | warm
+
+
 def argv_life(kernel: str, workdir: str) -> dict[str, float]:
     """kernel.json's argv as a client that ignores provisioners runs it: seconds."""
     spec = KernelSpecManager().get_kernel_spec(kernel)
@@ -230,6 +335,15 @@ def argv_life(kernel: str, workdir: str) -> dict[str, float]:
         timings["argv shutdown"] = time.perf_counter() - started
         client.stop_channels()
     return timings
+
+
+def stop_agent() -> None:
+    """End the agent this benchmark started (it removes its warm containers)."""
+    with contextlib.suppress(agent_client.AgentUnavailable):
+        pid = agent_client.ask({"op": "ping"})["pid"]
+        os.kill(pid, signal.SIGTERM)
+        while psutil.pid_exists(pid):
+            time.sleep(0.05)
 
 
 def idle_memory_mb(manager: AsyncKernelManager) -> float:
@@ -390,11 +504,19 @@ async def measure_lives(rounds: int, workdir: str, argv: bool) -> dict:
     primed = await in_server.start_kernel(kernel_name=DISTRO, cwd=workdir)  # fills its pool
     await in_server.shutdown_kernel(primed, now=True)
 
+    if argv:  # the agent's first start is cold: it starts the agent, which warms one
+        agent(True)
+        primer = AsyncKernelManager(kernel_name=DISTRO)
+        await primer.start_kernel(cwd=workdir)
+        await primer.shutdown_kernel()
+
     async def life(kernel: str) -> dict[str, float]:
+        agent(False)  # the cold rows: a KernelManager of its own, no pool
         timings = await one_life(kernel, workdir)
         timings |= await server_life(kernel, in_server, workdir)
         if argv:
-            timings |= await asyncio.to_thread(argv_life, kernel, workdir)
+            timings |= await plain_life(kernel, workdir)
+            timings |= await asyncio.to_thread(argv_lives, kernel, workdir)
         return timings
 
     samples = await interleave(rounds, life)
@@ -454,6 +576,14 @@ async def main() -> None:
             return {"20 concurrent starts": await concurrent_starts(kernel, workdir)}
 
     more = await interleave(args.concurrent_rounds, concurrent)
+    with tempfile.TemporaryDirectory() as folder:
+
+        async def notebooks(kernel: str) -> dict[str, float]:
+            return await asyncio.to_thread(notebooks_life, kernel, folder)
+
+        for kernel, values in (await interleave(args.concurrent_rounds, notebooks)).items():
+            more[kernel].update(values)
+    stop_agent()
     for kernel in samples:
         samples[kernel].update(more[kernel])
     rows = summarize(samples)

@@ -139,15 +139,18 @@ def connect(path: str | None = None) -> Connection:
 
 
 def spawn() -> None:
-    """Start an agent, detached (a session of its own: a terminal's Ctrl-C or a killed
-    client's process group spares it); a second one exits at once (agent.py's lock)."""
-    subprocess.Popen(
-        [sys.executable, "-m", "distrokernels.agent"],
+    """Start an agent, detached: in a session of its own (a terminal's Ctrl-C or a killed
+    client's process group spares it) and through a shell that exits at once, so that it
+    is init's child, not a zombie of this client's; a second one exits at once (agent.py's
+    lock)."""
+    subprocess.run(
+        ["/bin/sh", "-c", 'exec "$0" -m distrokernels.agent &', sys.executable],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
         cwd="/",
+        check=False,
     )
 
 

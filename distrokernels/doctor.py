@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import kernelspecs, locks, orphans, runtime, usage
+from . import agent_client, kernelspecs, locks, orphans, runtime, usage
 from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 from .ids import short_id
@@ -43,7 +43,7 @@ class Check:
 
 def run_checks() -> list[Check]:
     """Every check, in the order a kernel start meets them."""
-    checks = [_runtime_folder()]
+    checks = [_runtime_folder(), _agent()]
     kernels = kernelspecs.installed_kernels()
     engines: dict[str, list[kernelspecs.InstalledKernel]] = {engine_url(choose_engine("auto")): []}
     for kernel in kernels:
@@ -72,6 +72,24 @@ def _runtime_folder() -> Check:
             "export XDG_RUNTIME_DIR=/run/user/$(id -u) (or another short folder of yours)",
         )
     return Check(what, True, f"{root} (mode {mode:o}, yours, IPC paths of {longest} bytes)")
+
+
+def _agent() -> Check:
+    what = "warm-kernel agent"
+    if not agent_client.enabled():
+        return Check(
+            what, True, f"off ({agent_client.SWITCH}=0): clients outside a server start cold"
+        )
+    try:
+        state = agent_client.ask({"op": "ping"})
+    except (agent_client.AgentUnavailable, ValueError):
+        return Check(what, True, "not running; the first kernel started outside a server starts it")
+    return Check(
+        what,
+        True,
+        f"pid {state.get('pid')}, {len(state.get('ready', []))} warm, "
+        f"{len(state.get('runs', []))} kernels of argv clients",
+    )
 
 
 def _engine_checks(url: str, kernels: list[kernelspecs.InstalledKernel]) -> Iterator[Check]:

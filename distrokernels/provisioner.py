@@ -331,8 +331,9 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     async def cleanup(self, restart: bool = False) -> None:
         """Remove the container; keep the runtime folder only for a restart."""
         container = self.engine_calls.local_container
-        if container is not None and self.in_server:
-            # The kernel has stopped: a server removes its container off the user's path.
+        if container is not None and (self.in_server or warm_start.in_agent()):
+            # The kernel has stopped: a long-lived process removes its container off the
+            # user's path (a server, the agent).
             container_id = container.detach()
             if container_id is not None:
                 remove_in_background(self.engine_url, container_id, self.log)

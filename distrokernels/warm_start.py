@@ -101,6 +101,11 @@ def serve_here() -> None:
     _SERVED_HERE.set()
 
 
+def in_agent() -> bool:
+    """Whether this process is the agent (long-lived, as a server is)."""
+    return _SERVED_HERE.is_set()
+
+
 def choose(
     config: KernelConfig,
     kernelspec: str,
@@ -116,7 +121,7 @@ def choose(
     """
     if server_root is not None:
         source: WarmSource | None = POOL
-    elif _SERVED_HERE.is_set():
+    elif in_agent():
         source = POOL
     else:
         source = AGENT_POOL if agent_client.enabled() else None

@@ -98,6 +98,8 @@ async def test_nbclient_style_clients_and_run_are_served_warm_and_own_their_kern
     assert run.returncode == 0, run.stderr
     assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == f"{tmp_path}\n"
     assert warm not in {c.id for c in engine.kernel_containers()}  # it served the run
+    doctor = await asyncio.to_thread(run_cli, "doctor")
+    assert f"ok    warm-kernel agent: pid {ping()['pid']}," in doctor.stdout, doctor.stdout
 
 
 def test_a_client_that_exits_holding_a_warm_kernel_leaves_nothing(
