@@ -70,6 +70,7 @@ _QUIET = 0.25  # seconds without a start in flight before a refill begins
 _REFILL_RETRY = 5.0  # seconds before a failed refill is tried again
 _REFILL_FAILURES = 3  # then the pool of that kernelspec stops refilling
 _CLOSE_WAIT = 30.0  # seconds an exiting process waits for a refill in flight
+_MAX_FOLDERS = 3  # folders per kernelspec with warm containers (the agent's; a server has one)
 _READY_TIMEOUT = 60.0  # seconds a waiter may take to import before it counts as dead
 
 # The waiter: Python 3.6+ (CentOS 7's), no f-strings beyond 3.6, nothing kept in
@@ -138,6 +139,12 @@ class Template:
         """What decides a warm container, as a digest: equal keys, interchangeable ones."""
         data = [self.kernelspec, self.engine_url, dataclasses.asdict(self.spec)]
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def kind(self) -> tuple[str, str, str]:
+        """What one template at a time serves: a kernelspec on an engine, in a folder (a
+        server's root; outside a server, the folder a kernel starts in)."""
+        return (self.engine_url, self.kernelspec, self.spec.working_dir)
 
     def to_json(self) -> dict[str, Any]:
         """This template as JSON (a client sends it to the warm-kernel agent)."""
@@ -233,7 +240,7 @@ class KernelPool:
         self._lock = threading.Lock()
         self._warm: dict[str, collections.deque[WarmContainer]] = {}
         self._templates: dict[str, Template] = {}
-        self._current: dict[tuple[str, str], str] = {}  # (engine, kernelspec) -> key
+        self._current: dict[tuple[str, str, str], str] = {}  # kind -> key
         self._refilling: dict[str, threading.Thread] = {}
         self._starts = 0
         self._last_start = 0.0
@@ -248,16 +255,9 @@ class KernelPool:
         reinstall) are removed here, off the start path.
         """
         key = template.key
-        stale: list[WarmContainer] = []
         found = None
         with self._lock:
-            kind = (template.engine_url, template.kernelspec)
-            old = self._current.get(kind)
-            if old is not None and old != key:
-                stale += self._warm.pop(old, collections.deque())
-                self._templates.pop(old, None)
-            self._current[kind] = key
-            self._templates[key] = template
+            stale = self._make_current(template)
             queue = self._warm.setdefault(key, collections.deque())
             for warm in list(queue):
                 if warm.gone:
@@ -287,17 +287,40 @@ class KernelPool:
         """Top the template's pool up to its size, on a thread, once starts are quiet."""
         key = template.key
         with self._lock:
-            self._templates[key] = template
-            self._current[(template.engine_url, template.kernelspec)] = key
+            stale = self._make_current(template)
             running = self._refilling.get(key)
             full = len(self._warm.get(key, ())) >= template.size
-            if self._closing or full or (running is not None and running.is_alive()):
-                return
-            thread = threading.Thread(
-                target=self._refill, args=(key,), name=f"distrokernels-pool-{key}", daemon=True
-            )
-            self._refilling[key] = thread
-        thread.start()
+            busy = self._closing or full or (running is not None and running.is_alive())
+            if not busy:
+                thread = threading.Thread(
+                    target=self._refill, args=(key,), name=f"distrokernels-pool-{key}", daemon=True
+                )
+                self._refilling[key] = thread
+        if stale:
+            self.discard(template.engine_url, stale)
+        if not busy:
+            thread.start()
+
+    def _make_current(self, template: Template) -> list[WarmContainer]:
+        """Make ``template`` the one of its kind (under the lock); the containers this
+        makes stale: an older template of that kind (a changed config, a reinstall), and
+        the kinds of that kernelspec in folders used less recently than the last
+        ``_MAX_FOLDERS``."""
+        kind = template.kind
+        stale = []
+        old = self._current.pop(kind, None)
+        if old is not None and old != template.key:
+            stale += self._drop(old)
+        self._current[kind] = template.key  # the most recently used last
+        self._templates[template.key] = template
+        same_kernelspec = [other for other in self._current if other[:2] == kind[:2]]
+        for evicted in same_kernelspec[:-_MAX_FOLDERS]:
+            stale += self._drop(self._current.pop(evicted))
+        return stale
+
+    def _drop(self, key: str) -> list[WarmContainer]:
+        self._templates.pop(key, None)
+        return list(self._warm.pop(key, ()))
 
     def _refill(self, key: str) -> None:
         failures = 0

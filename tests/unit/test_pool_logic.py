@@ -201,3 +201,21 @@ def test_a_waiter_that_never_gets_ready_is_retired(tmp_path, monkeypatch):
     monkeypatch.setattr(pool.time, "monotonic", lambda: late.created + 61)
     assert kernels.claim(kind) is None
     assert kernels.warm_ids() == [] and discarded == [late]  # a refill replaces it
+
+
+def test_the_agent_keeps_warm_kernels_for_the_last_three_folders_of_a_kernelspec(
+    tmp_path, monkeypatch
+):
+    """Outside a server a warm kernel mounts the folder it starts in: one kind per folder,
+    the least recently used beyond three retired."""
+    kernels = KernelPool()
+    discarded = []
+    monkeypatch.setattr(kernels, "discard", lambda url, warm: discarded.extend(warm))
+    folders = [template(dataclasses.replace(SPEC, working_dir=f"/home/u/{n}")) for n in "abcd"]
+    for kind in folders[:3]:
+        kernels.claim(kind)
+        kernels._warm[kind.key].append(WarmContainer(kind.spec.working_dir, str(tmp_path)))
+    kernels.claim(folders[0])  # used again: now the most recent
+    kernels.claim(folders[3])
+    assert [warm.id for warm in discarded] == ["/home/u/b"]
+    assert sorted(kernels.warm_ids()) == ["/home/u/a", "/home/u/c"]
