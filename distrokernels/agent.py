@@ -178,6 +178,8 @@ class Agent:
             template = Template.from_json(message.get("template")).owned_by(self.owner)
         except DistroKernelsError as error:
             return {"error": str(error)}
+        if template.runtime_root != str(runtime_root()):  # its slots go in the agent's
+            return {"mismatch": "runtime folder"}
         self._watch(template.engine_url)
         if op == "refill":
             POOL.refill(template)

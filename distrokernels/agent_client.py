@@ -112,8 +112,14 @@ class Connection:
 
     def ask(self, message: dict[str, Any], timeout: float = _ASK_TIMEOUT) -> dict[str, Any]:
         """Send a request and return its answer; a refusal raises AgentUnavailable."""
-        self.send(message)
-        answer = self.receive(timeout)
+        try:
+            self.send(message)
+        except AgentUnavailable:  # it may have refused and closed before reading
+            answer = self.receive(timeout)
+            if answer is None or "refused" not in answer:
+                raise
+        else:
+            answer = self.receive(timeout)
         if answer is None:
             raise AgentUnavailable("the agent closed the connection")
         if "refused" in answer:

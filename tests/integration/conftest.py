@@ -24,6 +24,7 @@ from distrokernels.runtime import runtime_root
 
 from .agent import agent  # noqa: F401 - a fixture for every module
 
+JC6_VENV = Path("/tmp/distrokernels-jupyter-client-6")
 BASE = "debian:bookworm"
 KERNEL = "distro-debian-12"
 
@@ -302,3 +303,18 @@ def kill_with_its_watchdog(process: subprocess.Popen | int) -> None:
     else:
         process.kill()
         process.wait()
+
+
+@pytest.fixture(scope="session")
+def jupyter_client_6() -> Path:
+    """A virtualenv with jupyter_client 6.1.12, which knows no provisioners."""
+    python = JC6_VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(JC6_VENV)], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "jupyter_client==6.1.12"], check=True)
+    version = subprocess.run(
+        [python, "-c", "import jupyter_client; print(jupyter_client.__version__)"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert version.stdout.strip() == "6.1.12"
+    return python

@@ -5,11 +5,13 @@ first start also starts the agent, and stops it afterwards.
 """
 
 import asyncio
+import json
 import os
 import random
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -24,15 +26,17 @@ from distrokernels.pool import idle_warm_containers
 from distrokernels.runtime import runtime_root
 
 from .agent import ping, stop_agent, wait_for_ready_warm
-from .conftest import kill_with_its_watchdog, run_cli, run_code
+from .conftest import BASE, KERNEL, kill_with_its_watchdog, run_cli, run_code
 from .test_other_clients import (
     EXITS_WITHOUT_SHUTDOWN,
     GONE_WITHIN,
+    STARTS_A_KERNEL,
     Launched,
     kernels,
     launched_containers,
     wait_until,
 )
+from .test_warm_pool import PROBE
 
 THIN_LAUNCHER_USS_MB = 10  # the issue's bound on what the argv launcher itself holds
 
@@ -152,21 +156,45 @@ def test_a_killed_agent_leaves_what_gc_and_the_next_agent_collect(
         again.close()
 
 
-def test_the_agent_refuses_a_client_of_another_uid(agent, installed_kernel, engine, tmp_path):
-    """Root, whom the runtime folder's mode does not stop, is refused by the uid check."""
-    from .users import as_user, install_checkout, make_user, need_root
+def test_a_users_agent_serves_them_and_refuses_every_other_uid(
+    agent, installed_kernel, engine, tmp_path
+):
+    """As an unprivileged user in the docker group: their argv kernel through their agent
+    runs as them; root, whom the runtime folder's mode does not stop, is refused by the
+    uid check, and another user cannot reach the socket at all."""
+    from .test_unprivileged_user import ARGV_SCRIPT
+    from .users import as_user, assert_kernel_runs_as_user, install_checkout, make_user, need_root
 
     need_root()
-    account, _ = make_user("dk-tester", docker_group=True)
+    account, work = make_user("dk-tester", docker_group=True)
     install_checkout()
+    install = as_user(account, "distrokernels", "install", BASE, "--replace", "--no-pull")
+    assert install.returncode == 0, install.stderr
+    on = {agent_client.SWITCH: "1"}
+    assert_kernel_runs_as_user(account, work, KERNEL, ARGV_SCRIPT, ("EXIT", "0"), env=on)
     start = as_user(
         account, "python", "-c",
-        "from distrokernels import agent_client; c = agent_client.connect_or_start(); "
+        "from distrokernels import agent_client; c = agent_client.connect(); "
         "print(agent_client.socket_path()); c.close()",
-        env={agent_client.SWITCH: "1"},
+        env=on,
     )  # fmt: skip
-    assert start.returncode == 0, start.stderr
+    assert start.returncode == 0, start.stderr  # the argv kernel's start started it
     socket = start.stdout.strip()
+    try:
+        _refused_and_unreachable(account, socket, engine)
+    finally:
+        stop = as_user(
+            account, "python", "-c",
+            "import os, signal, time; from distrokernels import agent_client; "
+            "pid = agent_client.ask({'op': 'ping'})['pid']; os.kill(pid, signal.SIGTERM)\n"
+            "while os.path.exists(f'/proc/{pid}'): time.sleep(0.05)",
+        )  # fmt: skip
+    assert stop.returncode == 0, stop.stderr  # it removed its warm container as it went
+
+
+def _refused_and_unreachable(account, socket: str, engine) -> None:
+    from .users import as_user, make_user
+
     assert Path(socket).parent.stat().st_uid == account.pw_uid
     before = {c.id for c in engine.kernel_containers()}
     connection = agent_client.connect(socket)
@@ -189,12 +217,6 @@ def test_the_agent_refuses_a_client_of_another_uid(agent, installed_kernel, engi
         f"from distrokernels import agent_client; agent_client.connect({socket!r})",
     )  # fmt: skip
     assert reach.returncode != 0 and "Permission denied" in reach.stderr
-    stop = as_user(
-        account, "python", "-c",
-        "import os, signal; from distrokernels import agent_client; "
-        "os.kill(agent_client.ask({'op': 'ping'})['pid'], signal.SIGTERM)",
-    )  # fmt: skip
-    assert stop.returncode == 0, stop.stderr
 
 
 CYCLES = 100
@@ -235,3 +257,78 @@ def test_a_hundred_argv_lives_with_random_sigkills_leave_nothing_behind(
         and p.status() != psutil.STATUS_ZOMBIE
     ]  # fmt: skip
     assert not launchers
+
+
+async def test_kernels_the_agent_serves_warm_are_indistinguishable_from_cold_ones(
+    agent, installed_kernel, engine, tmp_path, monkeypatch
+):
+    """The warm/cold equivalence of test_warm_pool.py, on both of the agent's paths: a
+    KernelManager of the client's own, and an argv client (served by the container the
+    first one's refill made: two clients of one environment share the agent's pool)."""
+    monkeypatch.setenv("TZ", "Europe/Paris")
+    env = {**os.environ, "JPY_SESSION_NAME": "a.ipynb"}
+
+    async def probe_plain() -> tuple[str, dict]:
+        manager = AsyncKernelManager(kernel_name=installed_kernel)
+        await manager.start_kernel(cwd=str(tmp_path), env=env)
+        try:
+            seen = json.loads(await run_code(manager, PROBE))
+            return manager.provisioner.container_id, seen
+        finally:
+            await manager.shutdown_kernel()
+
+    def probe_argv() -> tuple[str, dict]:
+        kernel = Launched(installed_kernel, tmp_path, tmp_path)
+        try:
+            kernel.ready()
+            seen = json.loads(kernel.run(PROBE))
+            (container,) = launched_containers(engine, kernel.process.pid)
+            return container.id, seen
+        finally:
+            kernel.client.shutdown()
+            kernel.process.wait(timeout=30)
+            kernel.close()
+
+    monkeypatch.setenv(agent_client.SWITCH, "0")
+    _, cold_plain = await probe_plain()
+    _, cold_argv = await asyncio.to_thread(probe_argv)
+    monkeypatch.setenv(agent_client.SWITCH, "1")
+    await probe_plain()  # starts the agent, which warms one for this folder
+    (warm,) = await asyncio.to_thread(wait_for_ready_warm)
+    container, warm_plain = await probe_plain()
+    assert container == warm
+    assert warm_plain == cold_plain
+    (warm,) = await asyncio.to_thread(wait_for_ready_warm)
+    container, warm_argv = await asyncio.to_thread(probe_argv)
+    assert container == warm
+    assert warm_argv == cold_argv
+    assert cold_plain["cwd"] == cold_argv["cwd"] == str(tmp_path)
+    assert cold_plain["environ"]["TZ"] == "Europe/Paris"
+
+
+HOLDS_UNTIL_TOLD = STARTS_A_KERNEL + textwrap.dedent(
+    """
+    print(manager.kernel.pid, flush=True)
+    sys.stdin.readline()
+    manager.shutdown_kernel()
+    """
+)
+
+
+def test_jupyter_client_6_is_served_warm(
+    agent, installed_kernel, jupyter_client_6, engine, tmp_path
+):
+    def one_kernel() -> list[str]:
+        client = subprocess.Popen(
+            [jupyter_client_6, "-c", HOLDS_UNTIL_TOLD, installed_kernel, str(tmp_path)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        launcher = int(client.stdout.readline())
+        containers = [c.id for c in launched_containers(engine, launcher)]
+        client.communicate("done\n", timeout=60)
+        assert client.returncode == 0
+        return containers
+
+    one_kernel()
+    (warm,) = wait_for_ready_warm()
+    assert one_kernel() == [warm]

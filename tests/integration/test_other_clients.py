@@ -33,7 +33,6 @@ from distrokernels.pool import idle_warm_containers
 from .agent import ping, stop_agent
 from .conftest import run_cli, variant_kernelspec
 
-JC6_VENV = Path("/tmp/distrokernels-jupyter-client-6")
 GONE_WITHIN = 10  # seconds: a SIGKILLed launcher's container
 
 
@@ -284,21 +283,6 @@ def test_sigterm_and_sighup_stop_the_kernel_and_remove_its_container(
     kernel.process.wait(timeout=30)
     assert launched_containers(engine, kernel.process.pid) == []
     assert not runtime_dir.exists()
-
-
-@pytest.fixture(scope="module")
-def jupyter_client_6() -> Path:
-    """A virtualenv with jupyter_client 6.1.12, which knows no provisioners."""
-    python = JC6_VENV / "bin" / "python"
-    if not python.exists():
-        subprocess.run(["/usr/bin/python3", "-m", "venv", str(JC6_VENV)], check=True)
-        subprocess.run([python, "-m", "pip", "install", "-q", "jupyter_client==6.1.12"], check=True)
-    version = subprocess.run(
-        [python, "-c", "import jupyter_client; print(jupyter_client.__version__)"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert version.stdout.strip() == "6.1.12"
-    return python
 
 
 # A client process on jupyter_client's KernelManager, its kernel started and answering.

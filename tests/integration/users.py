@@ -112,6 +112,7 @@ def as_user(
         "PATH": f"{VENV}/bin:/usr/bin:/bin",
         "JUPYTER_DATA_DIR": f"{account.pw_dir}/.local/share/jupyter",
         "LANG": "C.UTF-8",
+        "DISTROKERNELS_AGENT": "0",  # as the tests' own process (tests/conftest.py)
         **({"XDG_RUNTIME_DIR": str(runtime_dir(account))} if runtime_dir(account).is_dir() else {}),
         **(env or {}),
     }
