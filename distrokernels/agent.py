@@ -218,8 +218,8 @@ class Agent:
         """Run an argv client's kernel until it exits, the client stops it or goes."""
         stop = asyncio.Event()
         self._runs[stop] = (launcher, None)
-        await _send(writer, {"accepted": True})
         try:
+            await _send(writer, {"accepted": True})
             kernel = HostedKernel(str(message.get("name", "")), dict(message["connection"]))
             self._runs[stop] = (launcher, kernel)
             running = asyncio.ensure_future(

@@ -22,6 +22,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from distrokernels import agent_client
 from distrokernels.engine import LABEL_OWNER
+from distrokernels.owners import process_start_time
 from distrokernels.pool import idle_warm_containers
 from distrokernels.runtime import runtime_root
 
@@ -125,6 +126,21 @@ def test_a_client_that_exits_holding_a_warm_kernel_leaves_nothing(
     assert exits_without_shutdown() == warm
     assert wait_until(lambda: warm not in {c.id for c in engine.kernel_containers()}, GONE_WITHIN)
     assert ping() is not None
+
+
+def test_an_idle_agent_exits_by_itself_and_removes_its_warm_containers(
+    agent, installed_kernel, engine, tmp_path, monkeypatch
+):
+    monkeypatch.setenv(agent_client.IDLE_TIMEOUT, "3")  # the environment it is started with
+    started = subprocess.run(
+        [sys.executable, "-c", EXITS_WITHOUT_SHUTDOWN, installed_kernel, str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    (warm,) = wait_for_ready_warm()
+    pid = ping()["pid"]
+    assert wait_until(lambda: not process_start_time(pid), 60)
+    assert warm not in {c.id for c in engine.kernel_containers()}
 
 
 def test_a_killed_agent_leaves_what_gc_and_the_next_agent_collect(
@@ -233,12 +249,12 @@ def test_a_hundred_argv_lives_with_random_sigkills_leave_nothing_behind(
         ending = random.choice(["shutdown", "sigkill", "sigterm", "sigkill-at-once"])
         if ending != "sigkill-at-once":
             kernel.ready()
-        if ending == "shutdown":
-            kernel.client.shutdown()
-            kernel.process.wait(timeout=30)
-        elif ending == "sigterm":
-            kernel.process.terminate()
-            kernel.process.wait(timeout=30)
+        if ending in ("shutdown", "sigterm"):
+            kernel.client.shutdown() if ending == "shutdown" else kernel.process.terminate()
+            try:
+                kernel.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"cycle {cycle}: the launcher outlived a {ending} by 60 s: {ping()}")
         else:
             kernel.process.kill()
         kernel.close()

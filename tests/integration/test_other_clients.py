@@ -20,6 +20,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+import zmq
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_client.kernelspec import KernelSpecManager
@@ -88,7 +89,10 @@ class Launched:
         self.process = subprocess.Popen(
             argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        self.client = BlockingKernelClient(connection_file=self.connection_file)
+        # one context for every client of the tests: a hundred lives would add up
+        self.client = BlockingKernelClient(
+            connection_file=self.connection_file, context=zmq.Context.instance()
+        )
         self.client.load_connection_file()
         self.client.start_channels()
 
@@ -111,7 +115,6 @@ class Launched:
 
     def close(self) -> None:
         self.client.stop_channels()
-        self.client.context.destroy(linger=0)  # each client's own: a hundred lives add up
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate(timeout=30)
