@@ -74,7 +74,7 @@ def test_an_argv_client_is_served_warm_and_its_launcher_stays_thin(
     assert warm not in {c.id for c in engine.kernel_containers()}
 
 
-async def test_nbclient_style_clients_and_run_are_served_warm_and_own_their_kernels(
+async def test_nbclient_run_and_papermill_are_served_warm_and_own_their_kernels(
     agent, installed_kernel, engine, tmp_path
 ):
     async def one_start() -> tuple[str, str]:
@@ -103,6 +103,17 @@ async def test_nbclient_style_clients_and_run_are_served_warm_and_own_their_kern
     assert run.returncode == 0, run.stderr
     assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == f"{tmp_path}\n"
     assert warm not in {c.id for c in engine.kernel_containers()}  # it served the run
+
+    # papermill: another process again, on nbclient
+    (warm,) = await asyncio.to_thread(wait_for_ready_warm)
+    papermill = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).parent / "papermill"), "--no-progress-bar", str(path), str(path)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert papermill.returncode == 0, papermill.stderr
+    assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == f"{tmp_path}\n"
+    assert warm not in {c.id for c in engine.kernel_containers()}  # it served papermill
     doctor = await asyncio.to_thread(run_cli, "doctor")
     assert f"ok    warm-kernel agent: pid {ping()['pid']}," in doctor.stdout, doctor.stdout
 

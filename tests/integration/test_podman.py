@@ -46,7 +46,7 @@ def podman_user():
     give_subordinate_ids(account)
     info = as_user(account, "podman", "info")
     assert info.returncode == 0, f"rootless Podman does not work on this machine: {info.stderr}"
-    install_checkout("pytest", "pytest-asyncio", "psutil")
+    install_checkout("pytest", "pytest-asyncio", "psutil", "papermill")
     if as_user(account, "podman", "image", "exists", BASE).returncode != 0:
         bootstrap = as_user(account, "distrokernels", "bootstrap", BASE, "--engine", "podman")
         assert bootstrap.returncode == 0, bootstrap.stderr  # mmdebstrap's unshare mode
