@@ -7,10 +7,12 @@ root is the server's root folder. Every other client (nbclient, papermill, `dist
 run`, a console, the argv launcher) draws from the user's warm-kernel agent (agent.py),
 whose pool serves the folder the kernel starts in: such a warm kernel mounts exactly
 what a cold one would. A client whose claim finds no agent starts cold and starts the
-agent for its next start. The claimed
-container gets its slot moved in as the kernel's io folder, the kernel's command,
-folder and environment through its claim FIFO, and the kernel's runtime folder left
-linked at the slot's name, so `gc` finds the kernel from the container's label.
+agent for its next start.
+
+The claimed container gets its slot moved in as the kernel's io folder, the kernel's
+command, folder and environment through its claim FIFO, the claiming process recorded as
+its owner (runtime.claimant), and the kernel's runtime folder left linked at the slot's
+name, so `gc` finds the kernel from the container's label.
 """
 
 from __future__ import annotations

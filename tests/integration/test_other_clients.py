@@ -20,7 +20,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-import zmq
 from jupyter_client.blocking import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_client.kernelspec import KernelSpecManager
@@ -89,10 +88,7 @@ class Launched:
         self.process = subprocess.Popen(
             argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
-        # one context for every client of the tests: a hundred lives would add up
-        self.client = BlockingKernelClient(
-            connection_file=self.connection_file, context=zmq.Context.instance()
-        )
+        self.client = BlockingKernelClient(connection_file=self.connection_file)
         self.client.load_connection_file()
         self.client.start_channels()
 
@@ -115,6 +111,10 @@ class Launched:
 
     def close(self) -> None:
         self.client.stop_channels()
+        heartbeat = self.client._hb_channel  # a thread that may still be making its socket
+        if heartbeat is not None and heartbeat.is_alive():
+            heartbeat.join(5)
+        self.client.context.destroy(linger=0)  # each client's own: a hundred lives add up
         if self.process.poll() is None:
             self.process.kill()
         self.process.communicate(timeout=30)
