@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,9 @@ from ..errors import ImageNotFound
 from ._base import CONFLICT, NOT_FOUND, EngineBase, engine_errors
 from .labels import LABEL_KERNEL_ID, LABEL_PROBE
 from .podman import podman_tmpfs
+
+_REMOVE_ATTEMPTS = 5  # Podman's "container state improper" while a container stops
+_REMOVE_RETRY = 0.2  # seconds
 
 
 @dataclass(frozen=True)
@@ -178,14 +182,22 @@ class ContainersMixin(EngineBase):
 
     @engine_errors
     def remove_container(self, container_id: str) -> None:
-        """Remove a container, running or not; a missing one is no error."""
-        try:
-            self.api.remove_container(container_id, force=True)
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as error:
-            if error.status_code != CONFLICT:  # removal already in progress
-                raise
+        """Remove a container, running or not; a missing one is no error. Podman refuses
+        (500, "container state improper") one that is stopping at that moment: asked
+        again, it removes it."""
+        for attempt in range(_REMOVE_ATTEMPTS):
+            try:
+                self.api.remove_container(container_id, force=True)
+                return
+            except docker.errors.NotFound:
+                return
+            except docker.errors.APIError as error:
+                if error.status_code == CONFLICT:  # removal already in progress
+                    return
+                stopping = "container state improper" in str(error.explanation or "")
+                if not stopping or attempt == _REMOVE_ATTEMPTS - 1:
+                    raise
+                time.sleep(_REMOVE_RETRY)
 
     @engine_errors
     def kernel_containers(self) -> list[KernelContainer]:

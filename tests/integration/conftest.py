@@ -22,7 +22,7 @@ from distrokernels.owners import process_start_time
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
-from .agent import agent  # noqa: F401 - a fixture for every module
+from .agent import agent, stop_agent  # noqa: F401 - `agent`: a fixture for every module
 
 JC6_VENV = Path("/tmp/distrokernels-jupyter-client-6")
 BASE = "debian:bookworm"
@@ -40,6 +40,13 @@ def run_cli(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_agent_of_yours_running():
+    """The suite counts this user's warm containers: an agent left by `bash dev/demo` (or
+    a client of yours) would hold one. Stopped first, as `agent` stops the tests' own."""
+    stop_agent()
 
 
 @pytest.fixture(scope="session")

@@ -6,10 +6,17 @@ import json
 import os
 import socket
 
+import docker.errors
 import pytest
 
 from distrokernels import agent, agent_client, orphans, runtime
-from distrokernels.engine import LABEL_OWNER, LABEL_POOL, LABEL_RUNTIME_DIR, KernelContainerSpec
+from distrokernels.engine import (
+    LABEL_OWNER,
+    LABEL_POOL,
+    LABEL_RUNTIME_DIR,
+    Engine,
+    KernelContainerSpec,
+)
 from distrokernels.errors import DistroKernelsError
 from distrokernels.pool import Template
 
@@ -114,3 +121,25 @@ def test_a_claimed_warm_kernel_is_its_claimants_and_nothing_else_names_one(root,
     (planted / runtime.CLAIMANT).symlink_to(outside / runtime.CLAIMANT)
     (root / "w-3").symlink_to(planted)
     assert orphans.owner({LABEL_OWNER: "agent", LABEL_RUNTIME_DIR: str(root / "w-3")}) == "agent"
+
+
+class _StoppingOnce:
+    """Podman's answer to removing a container that is stopping at that moment."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def remove_container(self, container_id: str, force: bool) -> None:
+        self.calls += 1
+        if self.calls == 1:
+            response = type("R", (), {"status_code": 500, "reason": "x", "url": "u"})()
+            raise docker.errors.APIError(
+                "500", response, explanation="cannot remove container: container state improper"
+            )
+
+
+def test_a_container_podman_is_stopping_is_removed_when_asked_again():
+    engine = object.__new__(Engine)
+    engine.api = _StoppingOnce()
+    engine.remove_container("abc")
+    assert engine.api.calls == 2
