@@ -57,6 +57,16 @@ def test_an_argv_client_is_served_warm_and_its_launcher_stays_thin(
         assert second.ready()["status"] == "ok"
         assert [c.id for c in launched_containers(engine, second.process.pid)] == [warm]
         assert second.run("import os; print(os.getcwd())") == f"{tmp_path}\n"
+        # a hostile notebook cannot reach the agent that served it, nor the runtime folder
+        socket = runtime_root() / agent_client.SOCKET
+        reach = (
+            "import socket\n"
+            "s = socket.socket(socket.AF_UNIX)\n"
+            f"try:\n    s.connect({str(socket)!r}); print('reached')\n"
+            "except OSError as e:\n    print(type(e).__name__)\n"
+            f"import os; print(os.path.exists({str(runtime_root())!r}))"
+        )
+        assert second.run(reach) == "FileNotFoundError\nFalse\n"
         uss = psutil.Process(second.process.pid).memory_full_info().uss / 2**20
         assert uss <= THIN_LAUNCHER_USS_MB, f"the launcher holds {uss:.1f} MB"
         running = second.client.execute("import time; time.sleep(30)")
