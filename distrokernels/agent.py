@@ -66,11 +66,6 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return int(pid), int(uid), int(gid)
 
 
-def peer_pid(writer: asyncio.StreamWriter) -> int:
-    """The pid of a connected client."""
-    return peer_credentials(writer.get_extra_info("socket"))[0]
-
-
 def idle_timeout(environ: dict[str, str] | os._Environ[str] = os.environ) -> float:
     """The idle time after which the agent exits, from its environment (0: never)."""
     value = environ.get(agent_client.IDLE_TIMEOUT, "")
@@ -136,7 +131,7 @@ class Agent:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._last_activity = time.monotonic()
         try:
-            uid = peer_credentials(writer.get_extra_info("socket"))[1]
+            pid, uid, _ = peer_credentials(writer.get_extra_info("socket"))
             if uid != os.getuid():
                 log.warning("refused a client of uid %s", uid)
                 await _send(writer, {"refused": f"this agent serves uid {os.getuid()} only"})
@@ -149,7 +144,7 @@ class Agent:
                     await _send(writer, {"mismatch": differs})
                     continue
                 if message.get("op") == "run":
-                    await self._run(message, reader, writer, peer_pid(writer))
+                    await self._run(message, reader, writer, pid)
                     return
                 await _send(writer, self._answer(message))
         except (ValueError, AttributeError, ConnectionError) as error:
