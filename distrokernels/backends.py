@@ -1,4 +1,5 @@
-"""Where a kernel's container runs: a container on one engine, or a swarm service.
+"""Where a kernel's container runs: a container on one engine, or a swarm service
+(slurm/backend.py: a Slurm job).
 
 The provisioner decides everything about the container (a KernelContainerSpec) and
 hands it to a backend, which starts it, reports on it, signals and removes it, all
@@ -34,6 +35,8 @@ class KernelState:
     exit_code: int | None
     reason: str = ""  # why it stopped or cannot start, when the engine says
     hint: str = ""  # what the user can do about it
+    waiting: str = ""  # why it has not started yet, when that is normal (a queued job)
+    final: bool = False  # a death no automatic restart would mend (a job's time limit)
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,7 @@ class Endpoint:
 class KernelBackend(ABC):
     """Where one kernel's container runs: started, watched, signalled and removed there."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self) -> None:
         self.id: str | None = None  # the container's or the service's id
         self.published: dict[int, int] = {}  # kept for the restart
 
@@ -81,8 +83,9 @@ class KernelBackend(ABC):
         """The last ``tail`` lines of the kernel's output."""
 
     @abstractmethod
-    def remove(self) -> None:
-        """Remove the kernel's container (or service), if there is one."""
+    def remove(self, keep_allocation: bool = False) -> None:
+        """Remove the kernel's container (or service), if there is one. A restart keeps
+        what the next start reuses (``keep_allocation``: a Slurm job's allocation)."""
 
 
 class ContainerBackend(KernelBackend):
@@ -95,7 +98,8 @@ class ContainerBackend(KernelBackend):
     """
 
     def __init__(self, engine: Engine, address: str = "") -> None:
-        super().__init__(engine)
+        super().__init__()
+        self.engine = engine
         self.address = address
         self._init: tuple[int, str] | None = None  # (host pid, start time) of its init
 
@@ -177,7 +181,7 @@ class ContainerBackend(KernelBackend):
         """The last ``tail`` lines of the container's output."""
         return self.engine.container_logs(self.id, tail) if self.id else ""
 
-    def remove(self) -> None:
+    def remove(self, keep_allocation: bool = False) -> None:
         """Remove the container (stopping it first)."""
         if self.id is not None:
             self.engine.remove_container(self.id)
@@ -188,7 +192,8 @@ class SwarmBackend(KernelBackend):
     """A one-replica service that the swarm never restarts by itself."""
 
     def __init__(self, engine: Engine, constraints: list[str]) -> None:
-        super().__init__(engine)
+        super().__init__()
+        self.engine = engine
         self.constraints = list(constraints)
         self.node_id = ""  # where the last task ran: a restart goes back there
         self._own_node = ""  # the node of the engine we talk to: signals reach only it
@@ -289,7 +294,7 @@ class SwarmBackend(KernelBackend):
         """The last ``tail`` lines of the service's output."""
         return self.engine.service_logs(self.id, tail) if self.id else ""
 
-    def remove(self) -> None:
+    def remove(self, keep_allocation: bool = False) -> None:
         """Remove the service (and with it its task and secrets)."""
         if self.id is not None:
             self.engine.remove_kernel_service(self.id)

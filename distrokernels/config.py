@@ -36,6 +36,7 @@ from .checks import require
 from .engine import ENGINES, engine_url, remote_address
 from .errors import InvalidInput
 from .mounts import parse_mount
+from .slurm.jobs import SWEEP_URL as SLURM_SWEEP_URL
 
 DEFAULT_PIDS_LIMIT = 1024  # processes: room for a kernel, its helpers and subprocesses
 MIN_PIDS_LIMIT = 16  # fewer leaves no room for a kernel and its helpers
@@ -46,6 +47,10 @@ MAX_POOL_SIZE = 64  # warm containers per kernelspec: each holds tens of MB
 _CAPABILITY = re.compile(r"[A-Z_]{2,32}")
 _CONSTRAINT = re.compile(r"(node|engine)\.[A-Za-z0-9_.-]+ *(==|!=) *[^\s]+")
 _VOLUME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # Docker's volume names
+_SLURM_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+_SLURM_TIME = re.compile(r"(\d+-)?\d+(:\d+){0,2}|\d+-\d+|UNLIMITED|INFINITE")
+_SLURM_GRES = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_:,.=-]{0,127}")
+_FEATURE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.&|*\[\]:-]{0,127}")
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?[bkmg]?", re.IGNORECASE)
 
 
@@ -111,13 +116,45 @@ class KernelConfig(LoggingConfigurable):
         "", help="The engine to build and run on (a DOCKER_HOST URL); default: the environment's."
     ).tag(config=True, cli="--docker-host", metavar="URL")
     backend = CaselessStrEnum(
-        ["docker", "swarm"],
+        ["docker", "swarm", "slurm"],
         default_value="docker",
-        help="A container on the engine, or a one-replica service on its swarm.",
+        help="A container on the engine, a one-replica service on its swarm, or a Slurm "
+        "job running the kernel in the compute node's unprivileged runtime.",
     ).tag(config=True, cli="--backend")
-    constraints = List(Unicode(), help="Swarm placement constraints, e.g. node.labels.gpu==1.").tag(
-        config=True, cli="--constraint", metavar="CONSTRAINT"
+    constraints = List(
+        Unicode(),
+        help="Placement: swarm constraints (node.labels.gpu==1), or Slurm node features "
+        "(skylake; several are ANDed).",
+    ).tag(config=True, cli="--constraint", metavar="CONSTRAINT")
+    partition = Unicode("", help="Slurm: the partition the kernel's job runs in.").tag(
+        config=True, cli="--partition", metavar="NAME"
     )
+    time_limit = Unicode(
+        "", help="Slurm: the job's time limit, as sbatch takes it (4:00:00, 1-12:00:00)."
+    ).tag(config=True, cli="--time", metavar="TIME")
+    account = Unicode("", help="Slurm: the account the job is charged to.").tag(
+        config=True, cli="--account", metavar="NAME"
+    )
+    gres = Unicode("", help="Slurm: generic resources for the job, e.g. gpu:1.").tag(
+        config=True, cli="--gres", metavar="GRES"
+    )
+    runtime = CaselessStrEnum(
+        ["podman", "charliecloud"],
+        default_value="podman",
+        help="Slurm: the compute node's unprivileged runtime (rootless Podman, or "
+        "Charliecloud's ch-run).",
+    ).tag(config=True, cli="--runtime")
+    slurm_folder = Unicode(
+        "",
+        help="Slurm: your private folder on the file system the nodes share: the staged "
+        "images and each kernel's key and connection file (default: "
+        "~/.local/share/distrokernels/slurm).",
+    ).tag(config=True, cli="--slurm-folder", metavar="FOLDER")
+    queue_timeout = Float(
+        3600.0,
+        help="Slurm: seconds a start waits for its job to leave the queue (launch_timeout "
+        "counts from then).",
+    ).tag(config=True)
     plaintext_tcp = Bool(
         False, help="Allow unencrypted TCP for a kernel whose ipykernel cannot use CurveZMQ."
     ).tag(config=True, cli="--plaintext-tcp")
@@ -175,7 +212,7 @@ class KernelConfig(LoggingConfigurable):
         host = os.cpu_count() or 1
         if not math.isfinite(cpus) or cpus <= 0:
             raise InvalidInput(f"cpus {cpus} must be a positive number", "pass e.g. --cpus 1.5")
-        if cpus > host and not remote_address(self.docker_host):
+        if cpus > host and not remote_address(self.docker_host) and self.backend != "slurm":
             raise InvalidInput(
                 f"cpus {cpus:g} is more than this host's {host} CPUs", f"pass at most --cpus {host}"
             )
@@ -208,12 +245,35 @@ class KernelConfig(LoggingConfigurable):
             )
         return pids_limit
 
-    @validate("launch_timeout")
-    def _check_launch_timeout(self, proposal: Any) -> float:
+    @validate("launch_timeout", "queue_timeout")
+    def _check_timeouts(self, proposal: Any) -> float:
         timeout: float = proposal["value"]
+        name = proposal["trait"].name
         if not math.isfinite(timeout) or timeout <= 0:
-            raise InvalidInput(f"launch_timeout {timeout} must be a positive number", "e.g. 60")
+            raise InvalidInput(f"{name} {timeout} must be a positive number", "e.g. 60")
         return timeout
+
+    @validate("partition", "account")
+    def _check_slurm_name(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value:
+            name = proposal["trait"].name
+            require(_SLURM_NAME, value, "a Slurm name", f"e.g. --{name} gpu", name)
+        return value
+
+    @validate("time_limit")
+    def _check_time_limit(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value:
+            require(_SLURM_TIME, value, "a Slurm time limit", "e.g. --time 4:00:00", "time_limit")
+        return value
+
+    @validate("gres")
+    def _check_gres(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value:
+            require(_SLURM_GRES, value, "a Slurm GRES request", "e.g. --gres gpu:1", "gres")
+        return value
 
     @validate("work_volume")
     def _check_work_volume(self, proposal: Any) -> str:
@@ -243,9 +303,15 @@ class KernelConfig(LoggingConfigurable):
     @validate("constraints")
     def _check_constraints(self, proposal: Any) -> list[str]:
         constraints: list[str] = proposal["value"]
-        if constraints and self.backend != "swarm":
-            raise InvalidInput("constraints place swarm services", "add --backend swarm")
+        if constraints and self.backend == "docker":
+            raise InvalidInput(
+                "constraints place swarm services and Slurm jobs",
+                "add --backend swarm or --backend slurm",
+            )
         for constraint in constraints:
+            if self.backend == "slurm":
+                require(_FEATURE, constraint, "a Slurm node feature", "e.g. --constraint skylake")
+                continue
             require(
                 _CONSTRAINT,
                 constraint,
@@ -285,9 +351,16 @@ class KernelConfig(LoggingConfigurable):
         return engine_url(self.engine, self.docker_host)
 
     @property
+    def sweep_url(self) -> str:
+        """What a watchdog and the orphan sweep look at for this kernel: its engine, or
+        the user's Slurm jobs."""
+        return SLURM_SWEEP_URL if self.backend == "slurm" else self.engine_url
+
+    @property
     def uses_tcp(self) -> bool:
-        """A swarm node or a remote engine cannot share the runtime folder's sockets."""
-        return self.backend == "swarm" or bool(remote_address(self.docker_host))
+        """A swarm node, a Slurm node or a remote engine cannot share the runtime folder's
+        sockets."""
+        return self.backend in ("swarm", "slurm") or bool(remote_address(self.docker_host))
 
     @property
     def on_remote_engine(self) -> bool:
@@ -300,6 +373,12 @@ class KernelConfig(LoggingConfigurable):
         if self.backend == "swarm":
             return self.pushed_image or self.image_id or self.image
         return self.image_id or self.image
+
+    @property
+    def slurm_folder_path(self) -> str:
+        """Slurm: the private shared folder, absolute."""
+        default = os.path.join("~", ".local", "share", "distrokernels", "slurm")
+        return os.path.abspath(os.path.expanduser(self.slurm_folder or default))
 
     @property
     def work_volume_name(self) -> str:

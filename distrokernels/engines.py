@@ -16,9 +16,10 @@ import logging
 import threading
 from typing import Any
 
-from . import orphans
+from . import orphans, owners
 from .engine import Engine
 from .errors import DistroKernelsError
+from .slurm import jobs
 
 _ENGINES: dict[str, Engine] = {}
 _SWEEPS: dict[str, asyncio.Task[None]] = {}  # engine URL -> its running orphan sweep
@@ -32,6 +33,15 @@ def shared_engine(url: str = "") -> Engine:
     if url not in _ENGINES:
         _ENGINES[url] = Engine.connect(url)
     return _ENGINES[url]
+
+
+def collect_orphans(url: str) -> None:
+    """Remove the kernels whose owner is gone: on the engine at ``url``, or this user's
+    Slurm jobs (jobs.SWEEP_URL)."""
+    if url == jobs.SWEEP_URL:
+        jobs.collect(owners.owner_is_gone)
+    else:
+        orphans.collect(shared_engine(url))
 
 
 def collect_orphans_in_background(
@@ -54,7 +64,7 @@ def collect_orphans_in_background(
             while True:
                 _SWEEP_AGAIN.discard(url)
                 try:
-                    await asyncio.to_thread(lambda: orphans.collect(shared_engine(url)))
+                    await asyncio.to_thread(lambda: collect_orphans(url))
                 except Exception as error:  # the kernel starts anyway; `gc` can retry
                     log.warning(
                         "distrokernels: orphan sweep on %s failed: %s",

@@ -10,13 +10,15 @@ from typing import Any
 
 from . import connection, images, kernelspecs, pool, references
 from .checks import validate_reference
-from .config import DEFAULT_PIDS_LIMIT
+from .config import DEFAULT_PIDS_LIMIT, validate_config
 from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
 from .errors import InvalidInput
 from .ids import short_id
 from .reporting import note, phase
 from .runtime import runtime_root
+from .slurm import node
+from .slurm.backend import job_request
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ def install_kernel(
     before = _spec_of(name)
     try:
         _reach_and_push(engine, image, config, docker_host, push, progress)
+        if config.get("backend") == "slurm":
+            _stage_for_slurm(engine, image, config, engine_kind, progress)
         if options.rebuild:
             _say_who_keeps_the_old_build(image.tag, name, url, progress)
         phase(progress, f"writing the kernelspec {name}")
@@ -157,7 +161,7 @@ def _reach_and_push(
 ) -> None:
     """A TCP kernel: refused now when every start would refuse it (no encryption, not
     asked for). ``push``: the image pushed, its digest recorded in ``config``."""
-    if config.get("backend") == "swarm" or remote_address(docker_host):
+    if config.get("backend") in ("swarm", "slurm") or remote_address(docker_host):
         connection.choose_encryption(
             image.label("ipykernel"), bool(config.get("plaintext_tcp")), "auto"
         )
@@ -167,6 +171,21 @@ def _reach_and_push(
             image.id, f"{push}:{image.tag.split(':')[-1]}", progress
         )
         progress(f"pushed {config['pushed_image']}")
+
+
+def _stage_for_slurm(
+    engine: Engine,
+    image: images.KernelImage,
+    config: dict[str, Any],
+    engine_kind: str,
+    progress: images.Progress,
+) -> None:
+    """Put the image where the compute nodes' runtime takes it from, by id, once."""
+    checked = validate_config(config)
+    folder = job_request(checked).images
+    phase(progress, f"staging the image for {checked.runtime} on the Slurm nodes")
+    path = node.stage_image(engine, image.id, image.tag, checked.runtime, folder, engine_kind)
+    progress(f"staged {path}")
 
 
 def _say_who_keeps_the_old_build(tag: str, name: str, url: str, progress: images.Progress) -> None:

@@ -4,7 +4,8 @@ The provisioner's methods are coroutines on Jupyter's event loop; every engine c
 blocks (an HTTP request to the engine's socket). ``KernelEngine`` runs each in a thread,
 on the process's shared connection to the kernel's engine (engines.py), through the
 kernel's backend (a container, or a swarm service), which it creates once per kernel so
-a restart comes back on the same node and ports.
+a restart comes back on the same node and ports. A Slurm kernel's calls are Slurm's
+commands, with no engine on this host (slurm/backend.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .config import KernelConfig
 from .engine import Engine, remote_address
 from .engines import shared_engine
+from .slurm.backend import SlurmBackend, job_request
 
 _T = TypeVar("_T")
 _EXIT_WATCH_INTERVAL = 0.005
@@ -46,6 +48,11 @@ class KernelEngine:
 
     async def on_backend(self, operation: Callable[[KernelBackend], _T]) -> _T:
         """Run ``operation`` on the kernel's backend, created at its first use."""
+        if self._config.backend == "slurm":  # Slurm's commands: no engine on this host
+            if self.backend is None:
+                self.backend = SlurmBackend(job_request(self._config))
+            backend = self.backend
+            return await asyncio.to_thread(lambda: operation(backend))
 
         def run(engine: Engine) -> _T:
             if self.backend is None:

@@ -35,7 +35,7 @@ from jupyter_client.multikernelmanager import MultiKernelManager
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 
 from . import connection, guards, owners, runtime, transport, warm_start, watchdog
-from .backends import KernelBackend
+from .backends import ContainerBackend, KernelBackend
 from .config import KernelConfig, validate_config
 from .engine import Engine, KernelContainerSpec
 from .engine.podman import LIMIT_CONTROLLERS
@@ -140,7 +140,9 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         ipykernel = self.kernel_spec.metadata.get("distrokernels", {}).get("ipykernel", "")
         encrypt = transport.encrypts(ipykernel, self.uses_tcp, self.plaintext_tcp, policy)
         transport.set_up(km, self.runtime_dir, encrypt, self.uses_tcp)
-        if self.uses_tcp:
+        if self.backend == "slurm":  # its own connection file, which it rewrites with its ports
+            cmd = self.container_command(extra_arguments, connection.DELIVERED_FILE)
+        elif self.uses_tcp:
             cmd = connection.wrap_command(
                 self.container_command(extra_arguments, km.connection_file), km.connection_file
             )
@@ -150,8 +152,8 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             cmd = self.container_command(extra_arguments, KERNEL_CONNECTION_FILE)
         # Gone with this process, however it goes (a killed server, a console that exits
         # without shutting its kernel down): this process's watchdog removes its kernels.
-        watchdog.for_this_process().watch(self.engine_url)
-        collect_orphans_in_background(self.engine_url, self.log)
+        watchdog.for_this_process().watch(self.sweep_url)
+        collect_orphans_in_background(self.sweep_url, self.log)
         return await super().pre_launch(cmd=cmd, **kwargs)
 
     def container_command(
@@ -244,6 +246,8 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
 
         def start(backend: KernelBackend) -> None:
             backend.start(spec)
+            if not isinstance(backend, ContainerBackend):
+                return
             warning = _ignored_limits(backend.engine, self, self.km.kernel_name)
             if warning:
                 self.log.warning("distrokernels: %s: %s", self.km.kernel_name, warning)
@@ -254,8 +258,13 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         """Wait for the start; a failed one leaves no runtime folder."""
         start = Start(self.engine_calls, self.km.kernel_name, self.reinstall_hint, self.memory)
         try:
-            await start.wait(ready, interval, self.launch_timeout)
+            await start.wait(ready, interval, self.launch_timeout, self.queue_timeout, self.log)
         except KernelStartFailed:
+            self._remove_runtime_dir()
+            raise
+        except BaseException:  # a client that gave up (cancelled): nothing may hold a node
+            with contextlib.suppress(Exception):
+                await self.engine_calls.on_backend(lambda backend: backend.remove())
             self._remove_runtime_dir()
             raise
 
@@ -302,9 +311,19 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             what, hint = why_stopped(state, self.memory)
             self.death = f"the kernel {self.km.kernel_name!r} {what}"
             self.log.error("distrokernels: %s: %s", self.death, hint)
+            if state.final:
+                self._no_automatic_restart()
         if state.exit_code is None:  # shutting down: gone before its engine said how
             return 0 if shutting_down else 1
         return state.exit_code
+
+    def _no_automatic_restart(self) -> None:
+        """A death no restart would mend by itself (a Slurm job's time limit): the
+        restarter reports the kernel dead at once instead of resubmitting the job.
+        jupyter_client has no public handle on a manager's restarter."""
+        restarter = getattr(self.km, "_restarter", None)
+        if restarter is not None:
+            restarter.restart_limit = 0
 
     async def wait(self) -> int | None:
         """Wait for the kernel to exit; its exit status."""
@@ -340,7 +359,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         elif self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):
-                await self.engine_calls.on_backend(lambda backend: backend.remove())
+                await self.engine_calls.on_backend(lambda backend: backend.remove(restart))
         if self._slot_link is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._slot_link)

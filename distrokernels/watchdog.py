@@ -130,13 +130,17 @@ def watch(read_fd: int, owner: str) -> None:  # pragma: no cover - the watchdog 
 def _sweep(urls: set[str], owner: str) -> None:  # pragma: no cover - the watchdog process
     from . import orphans
     from .engine import Engine
+    from .slurm import jobs
 
     for sweep in range(_SWEEPS):
         if sweep:
             time.sleep(_SWEEP_GAP)
         for url in urls:
             try:
-                orphans.collect(Engine.connect(url), lambda token: token == owner)
+                if url == jobs.SWEEP_URL:
+                    jobs.collect(lambda token: token == owner)
+                else:
+                    orphans.collect(Engine.connect(url), lambda token: token == owner)
             except Exception as error:  # no one to tell but the log; `gc` is the fallback
                 _log_failure(f"could not remove the kernels of {owner} on {url!r}", error)
 

@@ -94,6 +94,12 @@ class ImagesMixin(EngineBase):
             raise ImageNotFound(f"{reference} is not on the source engine") from error
 
     @engine_errors
+    def save_image(self, image_id: str) -> Iterator[bytes]:
+        """`docker save` of one image, as chunks of its archive (the image keeps its id)."""
+        chunks: Iterator[bytes] = self.api.get_image(image_id)
+        return chunks
+
+    @engine_errors
     def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
         """Import a root file system tarball as an image; returns its id."""
         repository, tag = _split_tag(reference)
