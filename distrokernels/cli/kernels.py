@@ -6,10 +6,12 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
-from .. import kernelspecs, orphans, pool, references, usage
+from .. import kernelspecs, orphans, owners, pool, references, usage
+from ..slurm import jobs as slurm_jobs
 from ..engine import Engine
 from ..errors import EngineUnavailable, ImageNotFound
 from ..ids import short_id
@@ -194,6 +196,11 @@ def cmd_gc(args: argparse.Namespace) -> int:
     for kernel in removed:
         print(f"removed {kernel.name} (kernel {kernel.labels.get('distrokernels.kernel-id')})")
     print(f"{len(removed)} orphaned kernel container(s) or service(s) removed")
+    if shutil.which("squeue"):  # a Slurm submit host: the user's kernel jobs too
+        cancelled = slurm_jobs.collect(owners.owner_is_gone)
+        for job in cancelled:
+            print(f"cancelled Slurm job {job.id} ({job.comment})")
+        print(f"{len(cancelled)} orphaned Slurm kernel job(s) cancelled")
     return 0
 
 

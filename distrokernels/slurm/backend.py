@@ -179,7 +179,7 @@ class SlurmBackend(KernelBackend):
         _write_private(os.path.join(self.folder, node.IO, "kernel.json"), json.dumps(kernel))
         _write_private(
             os.path.join(self.folder, node.ENV_FILE),
-            node.environment_file(spec, self.request.runtime),
+            node.environment_file(spec),
         )
         name = f"dk-{spec.labels[LABEL_KERNEL_ID][:8]}-{self._run}"
         run = node.run_file(spec, self.request.runtime, self.folder, self.request.images, name)

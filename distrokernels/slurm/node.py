@@ -39,7 +39,7 @@ IO = "io"  # the kernel's folder the container sees, at /run/distrokernels
 ENV_FILE = "env"
 OUTPUT = "job.out"
 STOP = "stop"
-_CH_HOME = "/tmp"  # ch-run's private /tmp: the kernel's home (the image is read-only)
+_HOME = "/tmp"  # the kernel's home: a private /tmp (ch-run's, Podman's tmpfs)
 
 _SUPERVISOR = r"""#!/bin/sh
 # distrokernels kernel job: runs the kernel whenever its client asks, in this allocation.
@@ -93,11 +93,9 @@ def _hex(image_id: str) -> str:
     return image_id.removeprefix("sha256:")
 
 
-def environment_file(spec: KernelContainerSpec, runtime: str) -> str:
+def environment_file(spec: KernelContainerSpec) -> str:
     """The kernel's environment, one NAME=value per line (values have no newline)."""
-    env = dict(spec.environment)
-    if runtime == "charliecloud":
-        env["HOME"] = _CH_HOME
+    env = dict(spec.environment, HOME=_HOME)
     return "".join(f"{key}={value}\n" for key, value in env.items() if "\n" not in value)
 
 
@@ -124,16 +122,18 @@ def _podman(spec: KernelContainerSpec, folder: str, images: str, name: str) -> s
         "--rm",
         f"--name={name}",
         "--network=host",
-        "--userns=keep-id",
+        # the user's uid the same inside (rootless only: root's Podman maps no one)
+        *(["--userns=keep-id"] if not spec.user.startswith("0:") else []),
         f"--user={spec.user}",
         "--init",
+        "--ulimit=host",  # the job's limits (Slurm's, or the submit host's), not Podman's
         "--cap-drop=all",
         *(f"--cap-add={cap}" for cap in spec.cap_add),
         *(f"--security-opt={opt}" for opt in spec.security_opt),
         *([f"--pids-limit={spec.pids_limit}"] if spec.pids_limit else []),
         f"--env-file={os.path.join(folder, ENV_FILE)}",
         f"--workdir={spec.working_dir}",
-        *(f"--tmpfs={path}:{options}" for path, options in spec.tmpfs.items()),
+        f"--tmpfs={_HOME}:rw,exec,mode=1777",
         *(f"--volume={host}:{container}:{mode}" for host, container, mode in _binds(spec, folder)),
     ]
     command = shlex.join(["podman", "run", *options, image, *spec.command])
