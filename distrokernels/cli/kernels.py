@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from .. import kernelspecs, orphans, owners, pool, references, usage
-from ..slurm import jobs as slurm_jobs
 from ..engine import Engine
 from ..errors import EngineUnavailable, ImageNotFound
 from ..ids import short_id
+from ..slurm import jobs as slurm_jobs
 from .common import connect, kernels_by_engine, mb, say, table
 
 

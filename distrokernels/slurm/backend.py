@@ -199,19 +199,22 @@ class SlurmBackend(KernelBackend):
         """Pending (with Slurm's reason), running, or how the kernel or its job ended."""
         assert self.id is not None
         status = self._exit_status()
-        if status is not None:
+        if status is not None and shutting_down:
             return KernelState(False, status)
         job = self._refresh()
+        if status is not None and not (job is not None and job.ended):
+            return KernelState(False, status)  # the kernel exited; its job waits for a restart
         if job is None:
             return None
         if job.pending:
             return KernelState(True, None, waiting=job.why_pending())
-        if job.ended:
-            why = jobs.WHY_ENDED.get(job.state, f"its Slurm job ended ({job.state})")
+        if job.ended:  # Slurm ended it (the kernel got its SIGTERM): say why
+            ended = job.end_state
+            why = jobs.WHY_ENDED.get(ended, f"its Slurm job ended ({ended})")
             return KernelState(
                 False,
                 None,
-                f"{why} ({self.id}, {job.state})",
+                f"{why} (job {self.id}, {ended})",
                 "restart the kernel to submit a new job; a longer --time at install "
                 "gives each job more",
                 final=True,  # a new job would wait in the queue again: the user decides

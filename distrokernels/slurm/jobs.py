@@ -38,6 +38,8 @@ ENDED = frozenset(
         "TIMEOUT",
     }
 )
+# The reason of a job Slurm is ending, and the state it will end in.
+_ENDING = {"TimeLimit": "TIMEOUT", "NodeDown": "NODE_FAIL", "InactiveLimit": "TIMEOUT"}
 # What an ended job's state means for its kernel, as one line.
 WHY_ENDED = {
     "TIMEOUT": "its Slurm job reached its time limit",
@@ -96,9 +98,19 @@ class Job:
         return self.state in ("PENDING", "CONFIGURING", "REQUEUED", "RESIZING")
 
     @property
+    def end_state(self) -> str:
+        """How it ended ('' while it has not): a job Slurm is ending (COMPLETING) for a
+        reason counts as the state it ends in, so the kernel's death says why at once."""
+        if self.state in ENDED:
+            return self.state
+        if self.state == "COMPLETING":
+            return _ENDING.get(self.reason, "")
+        return ""
+
+    @property
     def ended(self) -> bool:
         """It will never run again."""
-        return self.state in ENDED
+        return bool(self.end_state)
 
     def why_pending(self) -> str:
         """'pending: Resources' and the like, for the server's log."""

@@ -194,7 +194,7 @@ def slurm_user(cluster, installed_kernel):
         assert installed.returncode == 0, installed.stderr
     for name, extra in (
         ("slurm-single", ["--partition", "single"]),
-        ("slurm-short", ["--time", "0:05"]),
+        ("slurm-short", ["--time", "1"]),
     ):
         installed = as_user(
             account,
@@ -289,12 +289,22 @@ def _start_and_wait(account, work, name: str) -> tuple[subprocess.Popen, str]:
     return process, process.stdout.readline().strip()
 
 
+def _kill_client(process: subprocess.Popen) -> None:
+    """SIGKILL the user's Python (runuser's child), then reap runuser."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(process.pid)], capture_output=True, text=True
+    ).stdout.split()
+    assert children, "the client is not running"
+    for pid in children:
+        os.kill(int(pid), 9)
+    process.wait(timeout=30)
+
+
 def test_the_owners_sigkill_cancels_its_kernel_job_within_10_s(slurm_user):
     account, work = slurm_user
     process, job_id = _start_and_wait(account, work, "slurm-charliecloud")
     assert job_id and queued(job_id)
-    process.kill()
-    process.wait()
+    _kill_client(process)
     assert wait_until(lambda: not queued(job_id), 10), "the job outlived its client by 10 s"
 
 
@@ -307,8 +317,7 @@ def test_gc_cancels_a_job_whose_owner_and_watchdog_both_died(slurm_user):
     ).stdout.split()  # fmt: skip
     for pid in watchdogs:
         os.kill(int(pid), 9)
-    process.kill()
-    process.wait()
+    _kill_client(process)
     time.sleep(3)
     assert queued(job_id), "nothing but gc should have cancelled it"
     gc = as_user(account, "distrokernels", "gc")
@@ -323,7 +332,10 @@ def test_another_user_reads_no_key_in_scontrol_or_the_shared_folder(slurm_user):
     process, job_id = _start_and_wait(account, work, "slurm-charliecloud")
     try:
         folder = Path(account.pw_dir, ".local/share/distrokernels/slurm/kernels")
-        (kernel,) = [path for path in folder.iterdir() if path.is_dir()]
+        (kernel,) = [
+            path for path in folder.glob("*/running") if path.read_text().strip() == job_id
+        ]
+        kernel = kernel.parent
         key = json.loads((kernel / "io" / "kernel.json").read_text())["key"]
         assert len(key) > 16
         public = as_user(other, "scontrol", "--details", "show", "job", job_id)
@@ -336,6 +348,5 @@ def test_another_user_reads_no_key_in_scontrol_or_the_shared_folder(slurm_user):
         script = as_user(other, "scontrol", "write", "batch_script", job_id, "-")
         assert key not in script.stdout
     finally:
-        process.kill()
-        process.wait()
+        _kill_client(process)
     assert wait_until(lambda: not queued(job_id), 10)
