@@ -4,7 +4,8 @@ Each check is a line: what was looked at, whether it holds, and when it does not
 command that fixes it. It is where troubleshooting starts: the engine answers and this
 user may use it, the runtime folder is private and short, each installed kernel's image
 is on its engine with the lock its kernelspec records, each kernelspec's launcher
-environment has the provisioner, no orphaned kernel container waits for `gc`.
+environment has the provisioner, no orphaned kernel container waits for `gc`; for Slurm
+kernels, the controller, and each one's partition, staged image and runtime.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from . import agent_client, kernelspecs, locks, orphans, runtime, usage
 from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 from .ids import short_id
+from .slurm import checks as slurm_checks
 
 _PROVISIONER_CHECK = (
     "from importlib.metadata import entry_points; "
@@ -51,9 +53,21 @@ def run_checks() -> list[Check]:
     for url, on_engine in engines.items():
         checks += list(_engine_checks(url, on_engine))
     checks += [_launcher(kernel) for kernel in kernels]
+    checks += _slurm_checks(kernels)
     if kernels and (jupyter := _jupyter_on_path()) is not None:
         checks.append(jupyter)
     return checks
+
+
+def _slurm_checks(kernels: list[kernelspecs.InstalledKernel]) -> list[Check]:
+    """The controller, then each Slurm kernelspec's partition, image and runtime."""
+    on_slurm = [kernel for kernel in kernels if kernel.setting("backend") == "slurm"]
+    if not on_slurm:
+        return []
+    found = [slurm_checks.controller()]
+    for kernel in on_slurm:
+        found += slurm_checks.kernelspec(kernel.name, kernel.config)
+    return [Check(*check) for check in found]
 
 
 def _runtime_folder() -> Check:

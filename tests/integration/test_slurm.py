@@ -148,6 +148,47 @@ TIME_LIMIT = textwrap.dedent(
 )
 
 
+# VS Code's sequence: a TCP connection file on 127.0.0.1, kernel.json's argv as a child
+# (the launcher), a client on that file; SIGINT to the launcher, then SIGTERM.
+ARGV = textwrap.dedent(
+    """
+    import json, os, signal, subprocess, sys, time
+    from jupyter_client.blocking import BlockingKernelClient
+    from jupyter_client.connect import write_connection_file
+    from jupyter_client.kernelspec import KernelSpecManager
+
+    spec = KernelSpecManager().get_kernel_spec(sys.argv[1])
+    folder = sys.argv[2]
+    path = os.path.join(folder, ".vscode-kernel.json")
+    connection_file, _ = write_connection_file(path, ip="127.0.0.1", transport="tcp")
+    argv = [arg.replace("{connection_file}", connection_file) for arg in spec.argv]
+    launcher = subprocess.Popen(argv, cwd=folder, stderr=subprocess.PIPE, text=True)
+    client = BlockingKernelClient(connection_file=connection_file)
+    client.load_connection_file()
+    client.start_channels()
+    client.wait_for_ready(timeout=120)
+    out = []
+    def hook(message):
+        if message["msg_type"] == "stream":
+            out.append(message["content"]["text"])
+    client.execute_interactive("import os; print(os.getcwd(), os.getuid())", output_hook=hook,
+                               timeout=60)
+    seen = {"out": "".join(out).split()}
+    client.execute("import time; time.sleep(30)")
+    time.sleep(1.5)
+    launcher.send_signal(signal.SIGINT)
+    while (reply := client.get_shell_msg(timeout=20))["msg_type"] != "execute_reply":
+        pass
+    seen["interrupted"] = reply["content"].get("ename")
+    client.stop_channels()
+    launcher.send_signal(signal.SIGTERM)
+    seen["exit"] = launcher.wait(timeout=60)
+    seen["stderr"] = launcher.stderr.read()[-2000:]
+    print(json.dumps(seen))
+    """
+)
+
+
 def slurm(*command: str) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
@@ -242,6 +283,30 @@ def test_a_slurm_kernel_runs_as_its_user_on_the_constrained_node_and_lives_like_
     assert wait_until(lambda: not queued(seen["job"]), 30), "the job outlived its shutdown"
     assert _user_podman_containers(account) == ""
     assert not Path(seen["key_file"]).exists()
+
+
+@pytest.mark.parametrize("agent", ["0", "1"], ids=["in-process", "agent"])
+def test_the_argv_launcher_runs_a_slurm_kernel_as_vs_code_starts_it(slurm_user, agent):
+    account, work = slurm_user
+    before = set(slurm("squeue", "-h", f"--user={account.pw_uid}", "-o", "%i").split())
+    run = as_user(
+        account, "python", "-c", ARGV, "slurm-charliecloud", str(work),
+        env={"DISTROKERNELS_AGENT": agent},
+    )  # fmt: skip
+    as_user(account, "pkill", "-f", "distrokernels.agent")
+    assert run.returncode == 0, run.stderr[-3000:]
+    seen = json.loads(run.stdout.strip().splitlines()[-1])
+    assert seen["out"] == [str(work), str(account.pw_uid)], seen
+    assert seen["interrupted"] == "KeyboardInterrupt"
+    assert seen["exit"] == 0, seen["stderr"]
+
+    def no_new_job() -> bool:
+        now = set(
+            slurm("squeue", "-h", f"--user={account.pw_uid}", "-t", "PD,R", "-o", "%i").split()
+        )
+        return not now - before
+
+    assert wait_until(no_new_job, 15), "the launcher's job outlived it"
 
 
 def test_a_start_waiting_in_a_full_partition_says_why_and_its_job_is_cancelled_when_it_gives_up(
@@ -350,3 +415,24 @@ def test_another_user_reads_no_key_in_scontrol_or_the_shared_folder(slurm_user):
     finally:
         _kill_client(process)
     assert wait_until(lambda: not queued(job_id), 10)
+
+
+def test_doctor_checks_the_controller_and_each_slurm_kernels_image_and_runtime(slurm_user):
+    account, _ = slurm_user
+    doctor = as_user(account, "distrokernels", "doctor")
+    lines = doctor.stdout.splitlines()
+    assert any(line.startswith("ok    Slurm controller") and "node2" in line for line in lines)
+    for runtime in RUNTIMES:
+        for part in ("shared folder", "staged image", "runtime"):
+            assert any(
+                line.startswith(f"ok    Slurm kernel slurm-{runtime}: {part}") for line in lines
+            ), doctor.stdout
+    staged = Path(account.pw_dir, ".local/share/distrokernels/slurm/images")
+    (archive,) = staged.glob("*.tar")
+    archive.rename(archive.with_suffix(".moved"))
+    try:
+        doctor = as_user(account, "distrokernels", "doctor")
+        assert "FAIL  Slurm kernel slurm-podman: staged image" in doctor.stdout
+        assert "--backend slurm --replace" in doctor.stdout
+    finally:
+        archive.with_suffix(".moved").rename(archive)
