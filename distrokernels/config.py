@@ -62,7 +62,84 @@ def validate_config(config: Mapping[str, Any]) -> KernelConfig:
         raise InvalidInput(str(error), "fix that value in kernel.json, or reinstall") from error
 
 
-class KernelConfig(LoggingConfigurable):
+class SlurmJobConfig(LoggingConfigurable):
+    """What a Slurm kernel's job asks for, and where its private files live (the
+    settings of ``--backend slurm``; KernelConfig has them all)."""
+
+    partition = Unicode("", help="Slurm: the partition the kernel's job runs in.").tag(
+        config=True, cli="--partition", metavar="NAME"
+    )
+    time_limit = Unicode(
+        "", help="Slurm: the job's time limit, as sbatch takes it (4:00:00, 1-12:00:00)."
+    ).tag(config=True, cli="--time", metavar="TIME")
+    account = Unicode("", help="Slurm: the account the job is charged to.").tag(
+        config=True, cli="--account", metavar="NAME"
+    )
+    gres = Unicode("", help="Slurm: generic resources for the job, e.g. gpu:1.").tag(
+        config=True, cli="--gres", metavar="GRES"
+    )
+    runtime = CaselessStrEnum(
+        ["podman", "charliecloud"],
+        default_value="podman",
+        help="Slurm: the compute node's unprivileged runtime (rootless Podman, or "
+        "Charliecloud's ch-run).",
+    ).tag(config=True, cli="--runtime")
+    slurm_folder = Unicode(
+        "",
+        help="Slurm: your private folder on the file system the nodes share: the staged "
+        "images and each kernel's key and connection file (default: "
+        "~/.local/share/distrokernels/slurm).",
+    ).tag(config=True, cli="--slurm-folder", metavar="FOLDER")
+    queue_timeout = Float(
+        3600.0,
+        help="Slurm: seconds a start waits for its job to leave the queue (launch_timeout "
+        "counts from then).",
+    ).tag(config=True)
+    # --- checks ---------------------------------------------------------------------
+
+    @validate("partition", "account")
+    def _check_slurm_name(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value:
+            name = proposal["trait"].name
+            require(_SLURM_NAME, value, "a Slurm name", f"e.g. --{name} gpu", name)
+        return value
+
+    @validate("time_limit")
+    def _check_time_limit(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value:
+            require(_SLURM_TIME, value, "a Slurm time limit", "e.g. --time 4:00:00", "time_limit")
+        return value
+
+    @validate("gres")
+    def _check_gres(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        if value:
+            require(_SLURM_GRES, value, "a Slurm GRES request", "e.g. --gres gpu:1", "gres")
+        return value
+
+    @validate("work_volume")
+    def _check_work_volume(self, proposal: Any) -> str:
+        name: str = proposal["value"]
+        if name:
+            require(
+                _VOLUME,
+                name,
+                "a volume name",
+                "use letters, digits, '_', '.' and '-', e.g. distrokernels-work-ada",
+                "work_volume",
+            )
+        return name
+
+    @property
+    def slurm_folder_path(self) -> str:
+        """Slurm: the private shared folder, absolute."""
+        default = os.path.join("~", ".local", "share", "distrokernels", "slurm")
+        return os.path.abspath(os.path.expanduser(self.slurm_folder or default))
+
+
+class KernelConfig(SlurmJobConfig):
     """The config of one distro kernelspec (``metadata.kernel_provisioner.config``)."""
 
     image = Unicode(help="The kernel image (tag).").tag(config=True)
@@ -126,35 +203,6 @@ class KernelConfig(LoggingConfigurable):
         help="Placement: swarm constraints (node.labels.gpu==1), or Slurm node features "
         "(skylake; several are ANDed).",
     ).tag(config=True, cli="--constraint", metavar="CONSTRAINT")
-    partition = Unicode("", help="Slurm: the partition the kernel's job runs in.").tag(
-        config=True, cli="--partition", metavar="NAME"
-    )
-    time_limit = Unicode(
-        "", help="Slurm: the job's time limit, as sbatch takes it (4:00:00, 1-12:00:00)."
-    ).tag(config=True, cli="--time", metavar="TIME")
-    account = Unicode("", help="Slurm: the account the job is charged to.").tag(
-        config=True, cli="--account", metavar="NAME"
-    )
-    gres = Unicode("", help="Slurm: generic resources for the job, e.g. gpu:1.").tag(
-        config=True, cli="--gres", metavar="GRES"
-    )
-    runtime = CaselessStrEnum(
-        ["podman", "charliecloud"],
-        default_value="podman",
-        help="Slurm: the compute node's unprivileged runtime (rootless Podman, or "
-        "Charliecloud's ch-run).",
-    ).tag(config=True, cli="--runtime")
-    slurm_folder = Unicode(
-        "",
-        help="Slurm: your private folder on the file system the nodes share: the staged "
-        "images and each kernel's key and connection file (default: "
-        "~/.local/share/distrokernels/slurm).",
-    ).tag(config=True, cli="--slurm-folder", metavar="FOLDER")
-    queue_timeout = Float(
-        3600.0,
-        help="Slurm: seconds a start waits for its job to leave the queue (launch_timeout "
-        "counts from then).",
-    ).tag(config=True)
     plaintext_tcp = Bool(
         False, help="Allow unencrypted TCP for a kernel whose ipykernel cannot use CurveZMQ."
     ).tag(config=True, cli="--plaintext-tcp")
@@ -253,41 +301,6 @@ class KernelConfig(LoggingConfigurable):
             raise InvalidInput(f"{name} {timeout} must be a positive number", "e.g. 60")
         return timeout
 
-    @validate("partition", "account")
-    def _check_slurm_name(self, proposal: Any) -> str:
-        value: str = proposal["value"]
-        if value:
-            name = proposal["trait"].name
-            require(_SLURM_NAME, value, "a Slurm name", f"e.g. --{name} gpu", name)
-        return value
-
-    @validate("time_limit")
-    def _check_time_limit(self, proposal: Any) -> str:
-        value: str = proposal["value"]
-        if value:
-            require(_SLURM_TIME, value, "a Slurm time limit", "e.g. --time 4:00:00", "time_limit")
-        return value
-
-    @validate("gres")
-    def _check_gres(self, proposal: Any) -> str:
-        value: str = proposal["value"]
-        if value:
-            require(_SLURM_GRES, value, "a Slurm GRES request", "e.g. --gres gpu:1", "gres")
-        return value
-
-    @validate("work_volume")
-    def _check_work_volume(self, proposal: Any) -> str:
-        name: str = proposal["value"]
-        if name:
-            require(
-                _VOLUME,
-                name,
-                "a volume name",
-                "use letters, digits, '_', '.' and '-', e.g. distrokernels-work-ada",
-                "work_volume",
-            )
-        return name
-
     @validate("cap_add")
     def _check_cap_add(self, proposal: Any) -> list[str]:
         capabilities: list[str] = proposal["value"]
@@ -373,12 +386,6 @@ class KernelConfig(LoggingConfigurable):
         if self.backend == "swarm":
             return self.pushed_image or self.image_id or self.image
         return self.image_id or self.image
-
-    @property
-    def slurm_folder_path(self) -> str:
-        """Slurm: the private shared folder, absolute."""
-        default = os.path.join("~", ".local", "share", "distrokernels", "slurm")
-        return os.path.abspath(os.path.expanduser(self.slurm_folder or default))
 
     @property
     def work_volume_name(self) -> str:

@@ -88,8 +88,7 @@ def install_kernel(
     before = _spec_of(name)
     try:
         _reach_and_push(engine, image, config, docker_host, push, progress)
-        if config.get("backend") == "slurm":
-            _stage_for_slurm(engine, image, config, engine_kind, progress)
+        _stage_for_slurm(engine, image, config, engine_kind, progress)
         if options.rebuild:
             _say_who_keeps_the_old_build(image.tag, name, url, progress)
         phase(progress, f"writing the kernelspec {name}")
@@ -180,7 +179,9 @@ def _stage_for_slurm(
     engine_kind: str,
     progress: images.Progress,
 ) -> None:
-    """Put the image where the compute nodes' runtime takes it from, by id, once."""
+    """A Slurm kernel: the image put where the nodes' runtime takes it from, by id, once."""
+    if config.get("backend") != "slurm":
+        return
     checked = validate_config(config)
     folder = job_request(checked).images
     phase(progress, f"staging the image for {checked.runtime} on the Slurm nodes")

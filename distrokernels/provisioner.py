@@ -78,7 +78,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     _template: Template | None = None  # this kernel's kind of warm container, if any
     _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
     _slot_link: str | None = None  # the claimed warm slot's name, linked to the kernel's folder
-    _guard: guards.HostGuard | None = None  # this start's: what no kernel may write
+    host_guard: guards.HostGuard | None = None  # this start's: what no kernel may write
 
     @property
     def km(self) -> KernelManager:
@@ -125,7 +125,9 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         self.death = ""
         # What no kernel may write, read once per start (the warm template's and the cold
         # container's binds both need it); a remote engine's mounts are that host's.
-        self._guard = None if self.on_remote_engine else guards.current(self._launcher_interpreter)
+        self.host_guard = (
+            None if self.on_remote_engine else guards.current(self._launcher_interpreter)
+        )
         self._source, self._template = warm_start.choose(
             self,
             km.kernel_name,
@@ -133,7 +135,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             kwargs.get("cwd") or os.getcwd(),
             env,
             getattr(km.parent, "root_dir", "") if self.in_server else None,
-            self._guard,
+            self.host_guard,
         )
         self._warm = self._source.claim(self._template) if self._source and self._template else None
         self.runtime_dir = self.runtime_dir or runtime.kernel_folder_for(km.connection_file)
@@ -171,32 +173,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     def container_spec(self, cmd: list[str], env: dict[str, str], cwd: str) -> KernelContainerSpec:
         """This start's container: the folder checked here, the rest decided by
         kernel_container.container_spec from this config and the start's facts."""
-        if not os.path.isdir(cwd):
-            raise KernelStartFailed(f"the working folder {cwd} does not exist", "create it")
-        if exposes_engine(cwd):
-            raise KernelStartFailed(
-                f"the working folder {cwd} holds a container engine's socket",
-                "open the notebook from a folder of your own",
-            )
-        assert self.runtime_dir is not None
-        start = KernelStart(
-            kernel_id=self.kernel_id,
-            kernelspec=self.km.kernel_name,
-            command=cmd,
-            environment=env,
-            cwd=cwd,
-            uid=os.getuid(),
-            gid=os.getgid(),
-            owner=owners.current_owner(),
-            runtime_dir=self.runtime_dir,
-            kernelspec_env=list(self.kernel_spec.env) if self.kernel_spec else [],
-            tcp_connection_file=(
-                connection.kernel_side(self.km.get_connection_info()) if self.uses_tcp else None
-            ),
-            name_suffix=secrets.token_hex(2),
-            guard=self._guard,
-        )
-        return container_spec(self, start)
+        return container_spec(self, _start_facts(self, cmd, env, cwd))
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         """Start the container (or hand the start to the claimed warm one) and return
@@ -312,18 +289,10 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             self.death = f"the kernel {self.km.kernel_name!r} {what}"
             self.log.error("distrokernels: %s: %s", self.death, hint)
             if state.final:
-                self._no_automatic_restart()
+                _no_automatic_restart(self.km)
         if state.exit_code is None:  # shutting down: gone before its engine said how
             return 0 if shutting_down else 1
         return state.exit_code
-
-    def _no_automatic_restart(self) -> None:
-        """A death no restart would mend by itself (a Slurm job's time limit): the
-        restarter reports the kernel dead at once instead of resubmitting the job.
-        jupyter_client has no public handle on a manager's restarter."""
-        restarter = getattr(self.km, "_restarter", None)
-        if restarter is not None:
-            restarter.restart_limit = 0
 
     async def wait(self) -> int | None:
         """Wait for the kernel to exit; its exit status."""
@@ -385,3 +354,45 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
         await super().load_provisioner_info(provisioner_info)
         await self.engine_calls.adopt(provisioner_info.get("container_id"))
         self.runtime_dir = provisioner_info.get("runtime_dir")
+
+
+def _start_facts(
+    provisioner: DistroProvisioner, cmd: list[str], env: dict[str, str], cwd: str
+) -> KernelStart:
+    """The facts of this start, the working folder checked (it must be one, and no
+    engine's socket may be in it)."""
+    if not os.path.isdir(cwd):
+        raise KernelStartFailed(f"the working folder {cwd} does not exist", "create it")
+    if exposes_engine(cwd):
+        raise KernelStartFailed(
+            f"the working folder {cwd} holds a container engine's socket",
+            "open the notebook from a folder of your own",
+        )
+    assert provisioner.runtime_dir is not None
+    km = provisioner.km
+    return KernelStart(
+        kernel_id=provisioner.kernel_id,
+        kernelspec=km.kernel_name,
+        command=cmd,
+        environment=env,
+        cwd=cwd,
+        uid=os.getuid(),
+        gid=os.getgid(),
+        owner=owners.current_owner(),
+        runtime_dir=provisioner.runtime_dir,
+        kernelspec_env=list(provisioner.kernel_spec.env) if provisioner.kernel_spec else [],
+        tcp_connection_file=(
+            connection.kernel_side(km.get_connection_info()) if provisioner.uses_tcp else None
+        ),
+        name_suffix=secrets.token_hex(2),
+        guard=provisioner.host_guard,
+    )
+
+
+def _no_automatic_restart(km: KernelManager) -> None:
+    """A death no restart would mend by itself (a Slurm job's time limit): the restarter
+    reports the kernel dead at once instead of resubmitting the job. jupyter_client has
+    no public handle on a manager's restarter."""
+    restarter = getattr(km, "_restarter", None)
+    if restarter is not None:
+        restarter.restart_limit = 0
