@@ -103,6 +103,10 @@ TARGETS = {
     # ten one-cell notebooks one after another, each in a new process and kernel
     "10 notebooks, papermill": ("ratio", 1.0),
     "10 notebooks, run": ("ratio", 1.0),
+    # --slurm KERNEL: a kernel as a Slurm job on an idle partition (no target: measured)
+    "slurm start": ("measured", 0),
+    "slurm restart": ("measured", 0),
+    "slurm interrupt": ("measured", 0),
 }
 ROUND_TRIPS = 20  # warm `1+1` executions whose median is the round trip
 KERNEL_INFO_RETRY = 1.0  # seconds, as jupyter_client's wait_for_ready resends it
@@ -180,6 +184,32 @@ async def plain_life(kernel: str, workdir: str) -> dict[str, float]:
     client.stop_channels()
     await manager.shutdown_kernel()
     agent(False)
+    return timings
+
+
+async def slurm_life(kernel: str, workdir: str) -> dict[str, float]:
+    """A Slurm kernel (or the local one the same way): start and restart to the first
+    kernel_info_reply, and the interrupt of a running ``time.sleep`` to its reply."""
+    timings: dict[str, float] = {}
+    manager = AsyncKernelManager(kernel_name=kernel)
+    started = time.perf_counter()
+    await manager.start_kernel(cwd=workdir)
+    client = await first_kernel_info(manager)
+    timings["slurm start"] = time.perf_counter() - started
+    await client.wait_for_ready(timeout=120)
+    client.execute("import time; time.sleep(30)")
+    await asyncio.sleep(1.0)
+    started = time.perf_counter()
+    await manager.interrupt_kernel()
+    while (await client.get_shell_msg(timeout=30))["msg_type"] != "execute_reply":
+        pass
+    timings["slurm interrupt"] = time.perf_counter() - started
+    started = time.perf_counter()
+    await manager.restart_kernel()
+    await first_kernel_info(manager, client)
+    timings["slurm restart"] = time.perf_counter() - started
+    client.stop_channels()
+    await manager.shutdown_kernel()
     return timings
 
 
@@ -435,7 +465,9 @@ def summarize(samples: dict[str, dict[str, list[float]]]) -> list[dict]:
         scale = 1 if unit == "MB" else 1000
         local_median, distro_median = statistics.median(local), statistics.median(distro)
         ratio = distro_median / local_median
-        if kind == "ratio":
+        if kind == "measured":
+            met, goal = True, "-"
+        elif kind == "ratio":
             met = ratio <= target
             goal = f"<= {target}x"
         elif kind == "absolute ms":
@@ -554,9 +586,17 @@ async def main() -> None:
     parser.add_argument("--kernel", default=DISTRO, help="the distro kernelspec to measure")
     parser.add_argument("--podman-user", help="add a rootless Podman column, run as USER")
     parser.add_argument("--podman-worker", metavar="FILE", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--slurm", metavar="KERNEL", help="only the Slurm rows: KERNEL (--backend slurm)"
+    )
     args = parser.parse_args()
-    DISTRO = args.kernel
+    DISTRO = args.slurm or args.kernel
     workdir = str(Path.cwd())
+    if args.slurm:
+        samples = await interleave(args.rounds, lambda kernel: slurm_life(kernel, workdir))
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"{when}, {args.rounds} rounds interleaved\n\n{markdown(summarize(samples), {}, [])}")
+        return
     if args.podman_worker:  # the Podman column, as its user: rows to FILE
         ENGINE = "podman"
         samples = await measure_lives(args.rounds, workdir, argv=False)
