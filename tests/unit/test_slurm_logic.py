@@ -191,3 +191,57 @@ def test_a_kernel_folder_is_removed_only_if_it_is_one(tmp_path):
     assert (tmp_path / "precious").is_dir()
     jobs.remove_kernel_folder(str(kernels / "abc"), "abc")
     assert not (kernels / "abc").exists()
+
+
+class _QueuedEngine:
+    """A kernel engine whose job is pending for ``pending`` checks, then runs."""
+
+    def __init__(self, pending: int) -> None:
+        self.pending = pending
+        self.removed = False
+
+    async def state(self):
+        from distrokernels.backends import KernelState
+
+        self.pending -= 1
+        return KernelState(True, None, waiting="pending: Resources" if self.pending >= 0 else "")
+
+    async def logs_then_remove(self, tail: int) -> str:
+        self.removed = True
+        return ""
+
+
+def test_a_queued_start_waits_past_launch_timeout_says_why_once_and_gives_up_at_queue_timeout(
+    caplog,
+):
+    import asyncio
+    import logging
+
+    from distrokernels.errors import KernelStartFailed
+    from distrokernels.readiness import Start
+
+    log = logging.getLogger("test-queue")
+    engine = _QueuedEngine(pending=4)  # about 0.8 s in the queue, then 0.2 s to be ready
+    ready_after = [4]
+
+    async def ready() -> bool:
+        if engine.pending < 0:
+            ready_after[0] -= 1
+        return ready_after[0] <= 0
+
+    start = Start(engine, "slurm-gpu", "reinstall", None)
+    with caplog.at_level(logging.INFO, logger="test-queue"):
+        asyncio.run(start.wait(ready, 0.05, timeout=0.5, queue_timeout=10, log=log))
+    assert [r.getMessage() for r in caplog.records] == [
+        "distrokernels: slurm-gpu: pending: Resources"
+    ]
+    assert not engine.removed
+
+    never = _QueuedEngine(pending=10**6)
+
+    async def not_ready() -> bool:
+        return False
+
+    with pytest.raises(KernelStartFailed, match=r"waited 1 s in the queue \(pending: Resources\)"):
+        asyncio.run(Start(never, "k", "r", None).wait(not_ready, 0.05, 0.5, queue_timeout=1))
+    assert never.removed  # a start that gives up cancels its job
