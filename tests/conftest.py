@@ -1,8 +1,18 @@
 """Shared fixtures: tests never touch the developer's own Jupyter kernels."""
 
 import os
+import resource
 
 import pytest
+
+# The test process itself holds many clients' sockets (a hundred argv lives each make a
+# zmq context and five channels): a user's login limit of 1024 files is too few for it,
+# though not for the kernels it checks. Its soft limit goes up to the hard one.
+_SOFT, _HARD = resource.getrlimit(resource.RLIMIT_NOFILE)
+if _HARD == resource.RLIM_INFINITY or _SOFT < _HARD:
+    resource.setrlimit(
+        resource.RLIMIT_NOFILE, (_HARD if _HARD != resource.RLIM_INFINITY else 65536, _HARD)
+    )
 
 
 def pytest_addoption(parser):

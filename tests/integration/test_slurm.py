@@ -105,48 +105,45 @@ START_FAILS = textwrap.dedent(
     """
 )
 
-# Starts a kernel, prints its job id, then waits to be killed (its owner's SIGKILL).
-START_AND_WAIT = textwrap.dedent(
+
+def _started(then: str) -> str:
+    """A script that starts the kernel (argv: kernelspec, folder), waits until it is
+    ready, then runs ``then`` (inside main, with ``manager`` and ``client``)."""
+    head = textwrap.dedent(
+        """
+        import asyncio, sys, time
+        from jupyter_client.manager import AsyncKernelManager
+
+        async def main():
+            manager = AsyncKernelManager(kernel_name=sys.argv[1])
+            await manager.start_kernel(cwd=sys.argv[2])
+            client = manager.client()
+            client.start_channels()
+            await client.wait_for_ready(timeout=120)
+        """
+    )
+    return head + textwrap.indent(textwrap.dedent(then), "    ") + "\nasyncio.run(main())\n"
+
+
+# Prints its job id, then waits to be killed (its owner's SIGKILL).
+START_AND_WAIT = _started(
     """
-    import asyncio, sys
-    from jupyter_client.manager import AsyncKernelManager
-
-    async def main():
-        manager = AsyncKernelManager(kernel_name=sys.argv[1])
-        await manager.start_kernel(cwd=sys.argv[2])
-        client = manager.client()
-        client.start_channels()
-        await client.wait_for_ready(timeout=120)
-        print(manager.provisioner.container_id, flush=True)
-        await asyncio.sleep(600)
-
-    asyncio.run(main())
-    """
-)
-
-# Starts a kernel whose job hits its time limit; reports what the client was told.
-TIME_LIMIT = textwrap.dedent(
-    """
-    import asyncio, sys, time
-    from jupyter_client.manager import AsyncKernelManager
-
-    async def main():
-        manager = AsyncKernelManager(kernel_name=sys.argv[1])
-        await manager.start_kernel(cwd=sys.argv[2])
-        client = manager.client()
-        client.start_channels()
-        await client.wait_for_ready(timeout=120)
-        deadline = time.monotonic() + 240
-        while await manager.is_alive() and time.monotonic() < deadline:
-            await asyncio.sleep(1)
-        print("DEATH", manager.provisioner.death)
-        client.stop_channels()
-        await manager.shutdown_kernel(now=True)
-
-    asyncio.run(main())
+    print(manager.provisioner.container_id, flush=True)
+    await asyncio.sleep(600)
     """
 )
 
+# A kernel whose job hits its time limit: what the client was told.
+TIME_LIMIT = _started(
+    """
+    deadline = time.monotonic() + 240
+    while await manager.is_alive() and time.monotonic() < deadline:
+        await asyncio.sleep(1)
+    print("DEATH", manager.provisioner.death)
+    client.stop_channels()
+    await manager.shutdown_kernel(now=True)
+    """
+)
 
 # VS Code's sequence: a TCP connection file on 127.0.0.1, kernel.json's argv as a child
 # (the launcher), a client on that file; SIGINT to the launcher, then SIGTERM.
