@@ -61,6 +61,15 @@ LIFECYCLE = textwrap.dedent(
             "print(open('/etc/os-release').read().split('VERSION_ID=')[1].split()[0]); "
             "print(os.getcwd()); print(os.getuid())"))
         seen["os"], seen["cwd"], seen["uid"] = out.split()
+        # A hostile notebook: the private folder (every kernel's key, the staged images),
+        # the user's kernelspecs and start-up files are not there to read or write.
+        home = os.path.dirname(sys.argv[2])
+        probes = [home + "/.local/share/distrokernels/slurm", home + "/.local/share/jupyter",
+                  home + "/.bashrc", home + "/.ipython"]
+        status, out = await run(client, (
+            f"import os; print([p for p in {probes!r} if os.path.lexists(p)]); "
+            f"print(sorted(os.listdir('/run/distrokernels')))"))
+        seen["visible"], seen["io"] = out.strip().splitlines()
         seen["key_file"] = manager.connection_file
         client.execute("import time; time.sleep(30)")
         await asyncio.sleep(2)
@@ -270,6 +279,8 @@ def test_a_slurm_kernel_runs_as_its_user_on_the_constrained_node_and_lives_like_
     assert run.returncode == 0, run.stderr[-3000:]
     seen = json.loads(run.stdout.strip().splitlines()[-1])
     assert seen["node"] == "node2"  # --constraint skylake: only node2 has it
+    assert seen["visible"] == "[]", seen["visible"]
+    assert seen["io"] == "['kernel.json']"  # its own connection file, and nothing else
     assert (seen["os"], seen["cwd"], seen["uid"]) == ('"12"', str(work), str(account.pw_uid))
     made = (work / "owned.txt").stat()
     assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)

@@ -245,3 +245,22 @@ def test_a_queued_start_waits_past_launch_timeout_says_why_once_and_gives_up_at_
     with pytest.raises(KernelStartFailed, match=r"waited 1 s in the queue \(pending: Resources\)"):
         asyncio.run(Start(never, "k", "r", None).wait(not_ready, 0.05, 0.5, queue_timeout=1))
     assert never.removed  # a start that gives up cancels its job
+
+
+def test_the_file_a_kernel_writes_is_read_only_as_a_regular_file_of_its_own(tmp_path):
+    from distrokernels.slurm.backend import read_kernels_file
+
+    secret = tmp_path / "id_rsa"
+    secret.write_text("PRIVATE KEY")
+    io = tmp_path / "io"
+    io.mkdir()
+    (io / "kernel.json").symlink_to(secret)  # planted by the notebook
+    with pytest.raises(OSError):
+        read_kernels_file(str(io / "kernel.json"))
+    (io / "kernel.json").unlink()
+    os.mkfifo(io / "kernel.json")  # no writer: an open that waited would never return
+    with pytest.raises(OSError):
+        read_kernels_file(str(io / "kernel.json"))
+    (io / "kernel.json").unlink()
+    (io / "kernel.json").write_text('{"shell_port": 1}')
+    assert read_kernels_file(str(io / "kernel.json")) == '{"shell_port": 1}'
