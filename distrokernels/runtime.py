@@ -66,7 +66,7 @@ def runtime_root() -> Path:
         return root
     root = Path(tempfile.gettempdir()) / f"distrokernels-{os.getuid()}"
     _make_private(root)
-    if _private(root):
+    if is_private(root):
         return root
     return _fallback(root)
 
@@ -76,7 +76,7 @@ def _make_private(folder: Path) -> None:
         folder.mkdir(mode=0o700)
 
 
-def _private(folder: Path) -> bool:
+def is_private(folder: Path) -> bool:
     """A real folder (not a link), yours, that no one else can enter."""
     try:
         info = folder.lstat()
@@ -90,7 +90,7 @@ def _private(folder: Path) -> bool:
 
 
 def _check_private(folder: Path, fix: str) -> None:
-    if not _private(folder):
+    if not is_private(folder):
         info = folder.lstat()
         raise KernelStartFailed(
             f"{folder} is not a private folder of yours (owner uid {info.st_uid}, "
@@ -104,7 +104,7 @@ def _fallback(squatted: Path) -> Path:
     note = _state_folder() / _FALLBACK_NOTE
     with contextlib.suppress(OSError):
         recorded = Path(note.read_text().strip())
-        if recorded.parent == squatted.parent and _private(recorded):
+        if recorded.parent == squatted.parent and is_private(recorded):
             return recorded
     root = Path(tempfile.mkdtemp(prefix=f"{squatted.name}-", dir=squatted.parent))
     note.parent.mkdir(parents=True, exist_ok=True)
@@ -152,7 +152,7 @@ def slot_token(slot: str) -> str:
 def is_kernel_folder(path: str) -> bool:
     """A kernel folder of this user's root (a restart's connection file is in one)."""
     folder = Path(path)
-    return folder.parent == runtime_root() and _private(folder)
+    return folder.parent == runtime_root() and is_private(folder)
 
 
 def kernel_folder_for(connection_file: str) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal as signals
 import stat
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ from pathlib import Path
 
 from docker.utils import parse_bytes
 
-from .. import connection
+from .. import connection, runtime
 from ..backends import Endpoint, KernelBackend, KernelState
 from ..config import KernelConfig
 from ..engine import LABEL_KERNEL_ID, LABEL_KERNELSPEC, LABEL_OWNER, KernelContainerSpec
@@ -95,14 +94,13 @@ def job_request(config: KernelConfig) -> JobRequest:
 
 
 def private_folder(path: str) -> str:
-    """``path`` made (0700 each level made) and checked: a real folder of this user's."""
-    os.makedirs(path, mode=0o700, exist_ok=True)
-    status = os.lstat(path)
-    if not Path(path).is_dir() or Path(path).is_symlink() or status.st_uid != os.getuid():
+    """``path`` made (0700) and checked: a real folder of this user's, no one else's."""
+    with contextlib.suppress(FileExistsError):
+        os.makedirs(path, mode=0o700)
+    if not runtime.is_private(Path(path)):
         raise KernelStartFailed(
-            f"{path} is not a folder of yours", "remove it, or set another slurm_folder"
+            f"{path} is not a private folder of yours", "chmod 700 it, or set another slurm_folder"
         )
-    os.chmod(path, 0o700)
     return path
 
 
@@ -119,15 +117,14 @@ def read_kernels_file(path: str) -> str:
         return file.read(_LONGEST_CONNECTION_FILE).decode()
 
 
-def _write_private(path: str, text: str, mode: int = 0o600) -> None:
-    """``text`` into ``path``, replacing it at once (no reader sees half a file)."""
-    part = f"{path}.part"
+def _write_private(path: str, text: str) -> None:
+    """``text`` into ``path`` (0600), replacing it at once: no reader sees half a file,
+    and a link planted there is replaced, never followed."""
+    folder, name = os.path.split(path)
     with contextlib.suppress(FileNotFoundError):
-        os.unlink(part)
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, mode)
-    with os.fdopen(fd, "w") as file:
-        file.write(text)
-    os.replace(part, path)
+        os.unlink(f"{path}.part")
+    runtime.write_new(folder, f"{name}.part", text.encode())
+    os.replace(f"{path}.part", path)
 
 
 class SlurmBackend(KernelBackend):
@@ -160,7 +157,7 @@ class SlurmBackend(KernelBackend):
         )
         kernels = private_folder(os.path.join(private_folder(self.request.folder), KERNELS))
         self.folder = os.path.join(kernels, comment.kernel_id)
-        shutil.rmtree(self.folder, ignore_errors=True)  # an earlier job's, of this kernel
+        runtime.remove_tree(self.folder)  # an earlier job's, of this kernel
         private_folder(os.path.join(private_folder(self.folder), node.IO))
         self._run, self._launched, self.address = -1, -1, ""
         options = self.request.sbatch_options(comment, self.folder, spec.working_dir)
@@ -285,5 +282,5 @@ class SlurmBackend(KernelBackend):
         with contextlib.suppress(OSError):
             Path(self.folder, node.STOP).touch()
         jobs.cancel(self.id)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        runtime.remove_tree(self.folder)
         self.id = None

@@ -23,6 +23,7 @@ Either sees the notebook's folder at its own path as working folder, the kernel'
 
 from __future__ import annotations
 
+import getpass
 import os
 import shlex
 import shutil
@@ -177,7 +178,8 @@ def stage_image(
     engine: Engine, image_id: str, tag: str, runtime: str, images: str, engine_kind: str
 ) -> str:
     """Put the image where the nodes' runtime takes it from (once per image id); its path."""
-    os.makedirs(images, mode=0o700, exist_ok=True)
+    for folder in (os.path.dirname(images), images):  # the slurm folder: 0700 too
+        os.makedirs(folder, mode=0o700, exist_ok=True)
     if runtime == "podman":
         target = archive_path(images, image_id)
         if not os.path.exists(target):
@@ -206,7 +208,7 @@ def _convert(tag: str, target: str, engine_kind: str) -> None:
         ["ch-convert", "--no-clobber", "-i", source, "-o", "dir", tag, part],
         capture_output=True,
         text=True,
-        env={**os.environ, "USER": os.environ.get("USER") or _user()},
+        env={**os.environ, "USER": os.environ.get("USER") or getpass.getuser()},
         check=False,
     )
     if result.returncode != 0:
@@ -218,9 +220,3 @@ def _convert(tag: str, target: str, engine_kind: str) -> None:
         )
     Path(part, "run", "distrokernels").mkdir(parents=True, exist_ok=True)
     os.replace(part, target)
-
-
-def _user() -> str:
-    import pwd
-
-    return pwd.getpwuid(os.getuid()).pw_name

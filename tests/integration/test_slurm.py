@@ -71,6 +71,12 @@ LIFECYCLE = textwrap.dedent(
             f"print(sorted(os.listdir('/run/distrokernels')))"))
         seen["visible"], seen["io"] = out.strip().splitlines()
         seen["key_file"] = manager.connection_file
+        # Links planted where the login side writes this kernel's next connection file:
+        # the restart replaces them, and never writes through them.
+        await run(client, (
+            f"import os; os.symlink({home + '/.bashrc'!r}, '/run/distrokernels/kernel.json.part'); "
+            f"os.replace('/run/distrokernels/kernel.json.part', '/run/distrokernels/kernel.json'); "
+            f"os.symlink({home + '/.profile'!r}, '/run/distrokernels/kernel.json.part')"))
         client.execute("import time; time.sleep(30)")
         await asyncio.sleep(2)
         began = time.monotonic()
@@ -281,6 +287,9 @@ def test_a_slurm_kernel_runs_as_its_user_on_the_constrained_node_and_lives_like_
     assert seen["node"] == "node2"  # --constraint skylake: only node2 has it
     assert seen["visible"] == "[]", seen["visible"]
     assert seen["io"] == "['kernel.json']"  # its own connection file, and nothing else
+    for planted in (".bashrc", ".profile"):  # the restart wrote through neither link
+        assert "connection" not in Path(account.pw_dir, planted).read_text()
+        assert '"key"' not in Path(account.pw_dir, planted).read_text()
     assert (seen["os"], seen["cwd"], seen["uid"]) == ('"12"', str(work), str(account.pw_uid))
     made = (work / "owned.txt").stat()
     assert (made.st_uid, made.st_gid) == (account.pw_uid, account.pw_gid)
