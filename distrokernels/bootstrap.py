@@ -1,7 +1,11 @@
 """Make a Debian base image from a package archive when no registry can be reached.
 
 mmdebstrap (or debootstrap) writes a minimal root file system, which the engine
-imports as ``debian:<suite>``. It needs root, or mmdebstrap's unshare mode.
+imports as ``debian:<suite>``. It needs root, or mmdebstrap's unshare mode. For another
+architecture (``arch``), mmdebstrap's ``--architectures`` builds it (its maintainer
+scripts run under the host's binfmt handler), and the image is stored under Docker
+Hub's per-architecture name (``arm64v8/debian:bookworm``), recording its real
+architecture: ``debian:bookworm`` keeps meaning the host's.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 
 from .engine import Engine
 from .errors import BootstrapFailed, InvalidInput
+from .platforms import Architecture, official_repository
 from .reporting import phase
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -46,18 +51,22 @@ def bootstrap_debian(
     mirror: str = DEFAULT_MIRROR,
     include: tuple[str, ...] = (),
     progress: Callable[[str], None] = lambda line: None,
-) -> str:
-    """Bootstrap ``reference`` (e.g. 'debian:bookworm') and import it; returns the image id."""
+    arch: Architecture | None = None,
+) -> tuple[str, str]:
+    """Bootstrap ``reference`` (e.g. 'debian:bookworm') for ``arch`` (None: the host's)
+    and import it; returns (the name it is stored under, the image id)."""
     suite = debian_suite(reference)
     if not suite:
         raise InvalidInput(
             f"{reference} is not a Debian suite distrokernels can bootstrap",
             f"use one of: {', '.join('debian:' + name for name in _SUITES)}",
         )
+    stored = official_repository(reference, arch) if arch else reference
     with tempfile.TemporaryDirectory(prefix="distrokernels-bootstrap-") as tmp:
         tarball = Path(tmp) / f"{suite}.tar"
-        command = _bootstrap_command(suite, tarball, mirror, include, Path(tmp) / "root")
-        phase(progress, f"bootstrapping {suite} from {mirror} ({command[0]})")
+        command = _bootstrap_command(suite, tarball, mirror, include, Path(tmp) / "root", arch)
+        what = f"{suite} for {arch.platform}" if arch else suite
+        phase(progress, f"bootstrapping {what} from {mirror} ({command[0]})")
         result = subprocess.run(command, capture_output=True, text=True)
         for line in (result.stdout + result.stderr).splitlines():
             progress(line)
@@ -69,8 +78,9 @@ def bootstrap_debian(
             )
         if command[0] == "debootstrap":
             tarball = _tar_directory(Path(tmp) / "root", tarball)
-        phase(progress, f"importing {tarball.stat().st_size // 2**20} MiB as {reference}")
-        return engine.import_rootfs(tarball, reference, changes=['CMD ["bash"]'])
+        phase(progress, f"importing {tarball.stat().st_size // 2**20} MiB as {stored}")
+        platform = arch.platform if arch else ""
+        return stored, engine.import_rootfs(tarball, stored, ['CMD ["bash"]'], platform)
 
 
 def first_error(output: str) -> str:
@@ -84,9 +94,16 @@ def first_error(output: str) -> str:
 
 
 def _bootstrap_command(
-    suite: str, tarball: Path, mirror: str, include: tuple[str, ...], root: Path
+    suite: str,
+    tarball: Path,
+    mirror: str,
+    include: tuple[str, ...],
+    root: Path,
+    arch: Architecture | None = None,
 ) -> list[str]:
     extra = [f"--include={','.join(include)}"] if include else []
+    if arch is not None:
+        extra.append(f"--arch={arch.debian}")  # mmdebstrap's --architectures, debootstrap's
     if shutil.which("mmdebstrap"):
         return ["mmdebstrap", "--variant=minbase", "--quiet", *extra, suite, str(tarball), mirror]
     if shutil.which("debootstrap"):

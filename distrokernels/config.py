@@ -36,6 +36,7 @@ from .checks import require
 from .engine import ENGINES, engine_url, remote_address
 from .errors import InvalidInput
 from .mounts import parse_mount
+from .platforms import architecture
 from .slurm.jobs import SWEEP_URL as SLURM_SWEEP_URL
 
 DEFAULT_PIDS_LIMIT = 1024  # processes: room for a kernel, its helpers and subprocesses
@@ -147,6 +148,17 @@ class KernelConfig(SlurmJobConfig):
         config=True
     )
     source = Unicode("", help="The base image the kernel was built from.").tag(config=True)
+    architecture = Unicode(
+        "",
+        help="The userland's platform when it is not the host's, e.g. linux/arm64 (set by "
+        "install --platform; its kernels run under the host's binfmt handler).",
+    ).tag(config=True)
+    personality = CaselessStrEnum(
+        ["", "i686"],
+        default_value="",
+        help="The machine a 32-bit userland the host runs natively reports (set by install: "
+        "its kernels start under setarch, so platform.machine() says i686, not x86_64).",
+    ).tag(config=True)
     network_mode = CaselessStrEnum(
         ["bridge", "none", "host"], default_value="bridge", help="The container's network."
     ).tag(config=True, cli="--network")
@@ -345,6 +357,11 @@ class KernelConfig(SlurmJobConfig):
                 "drop --backend swarm, or install with --engine docker",
             )
         return value
+
+    @validate("architecture")
+    def _check_architecture(self, proposal: Any) -> str:
+        value: str = proposal["value"]
+        return architecture(value).platform if value else ""
 
     @validate("network_mode")
     def _check_network_mode(self, proposal: Any) -> str:

@@ -88,3 +88,9 @@ class LockMismatch(DistroKernelsError):
     """A kernel rebuilt from a lock differs from what the lock records."""
 
     exit_code = 12
+
+
+class HostCannotRun(DistroKernelsError):
+    """The host's kernel cannot run the image's userland (architecture, libc, seccomp)."""
+
+    exit_code = 14

@@ -13,7 +13,7 @@ import hashlib
 import json
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,10 @@ from .engine import (
     image_label,
 )
 from .errors import BuildFailed, ImageNotFound, LockMismatch
+from .hostkernel import Userland
 from .ids import short_id
-from .probe import Probe, probe_image
+from .platforms import Architecture, architecture, from_engine, official_repository
+from .probe import Probe, probe_image, read_userland
 from .recipes import recipe_for
 from .reporting import note, phase
 from .wheels import (
@@ -84,6 +86,11 @@ class KernelImage:
         return self.label("family")
 
     @property
+    def platform_name(self) -> str:
+        """Its userland's platform, 'linux/arm64' ('' for a build from before it was recorded)."""
+        return self.label("platform")
+
+    @property
     def lock(self) -> locks.Lock | None:
         text = self.labels.get(LABEL_LOCK)
         return locks.Lock.from_text(text, f"the lock label of {self.tag}") if text else None
@@ -101,47 +108,118 @@ class KernelImage:
 
 @dataclass(frozen=True)
 class BaseImage:
-    reference: str
+    reference: str  # what the user asked for: 'debian:bookworm'
     id: str
     source: str  # "local", "pulled" or "bootstrapped"
     digest: str = ""  # the registry digest, when the image came from a registry
+    # What its files say (probe.read_userland), and the engine host's architecture.
+    userland: Userland = field(default_factory=lambda: Userland(None, ""))
+    host: Architecture | None = None
 
     @classmethod
     def from_inspect(cls, reference: str, data: dict[str, Any], source: str) -> BaseImage:
         digests = data.get("RepoDigests") or []
         return cls(reference, data["Id"], source, digests[0] if digests else "")
 
+    @property
+    def arch(self) -> Architecture | None:
+        """The userland's real architecture, from its ELF files (None: not in the table)."""
+        return self.userland.arch
+
+    @property
+    def foreign(self) -> bool:
+        """Whether its architecture is not the engine host's own (its names then say it)."""
+        return self.arch is not None and self.host is not None and self.arch != self.host
+
 
 def acquire_base(
-    engine: Engine, reference: str, pull: bool, progress: Progress, offline: bool = False
+    engine: Engine,
+    reference: str,
+    pull: bool,
+    progress: Progress,
+    offline: bool = False,
+    arch: Architecture | None = None,
 ) -> BaseImage:
-    """Use the local image, else pull it, else bootstrap a Debian suite from the archive."""
+    """The base image for ``arch`` (None: the engine host's), as its files describe it."""
+    host = engine_architecture(engine)
+    base = _find_base(engine, reference, pull, progress, offline, arch if arch != host else None)
+    base = replace(base, userland=read_userland(engine, base.id), host=host)
+    if arch is not None and base.arch not in (arch, None):
+        assert base.arch is not None
+        raise ImageNotFound(
+            f"{reference} is {base.arch.platform} here, not {arch.platform}",
+            f"remove it or pull it for {arch.platform} under another name, then install that",
+        )
+    return base
+
+
+def engine_architecture(engine: Engine) -> Architecture:
+    """The architecture of the engine's host (what its kernel runs natively)."""
+    return from_engine(str(engine.info().get("Architecture", ""))) or architecture("amd64")
+
+
+def _find_base(
+    engine: Engine,
+    reference: str,
+    pull: bool,
+    progress: Progress,
+    offline: bool,
+    foreign: Architecture | None,
+) -> BaseImage:
+    """Use the local image, else pull it, else bootstrap a Debian suite from the archive.
+    A ``foreign`` architecture's base is looked for under the name asked for (a user's
+    own `docker pull --platform`) and under Docker Hub's per-architecture name, pulled
+    and bootstrapped under the latter: the native image of that name stays as it is."""
     validate_reference(reference)
-    image = engine.find_image(reference)
-    if image is not None:
-        return BaseImage.from_inspect(reference, image, "local")
+    names = [reference]
+    if foreign is not None:
+        official = official_repository(reference, foreign)
+        names = [name for name in (reference, official) if name]
+    for name in names:
+        image = engine.find_image(name)
+        if image is not None and (foreign is None or _is(image, foreign)):
+            return BaseImage.from_inspect(reference, image, "local")
+    wanted = f"{reference} for {foreign.platform}" if foreign else reference
     if offline:
         raise ImageNotFound(
-            f"offline: the base image {reference} is not on this machine",
+            f"offline: the base image {wanted} is not on this machine",
             "load it first (docker load / distrokernels bootstrap) or drop --offline",
         )
     pull_error: ImageNotFound | None = None
     if pull:
-        progress(f"pulling {reference}")
+        name = names[-1]
+        if foreign is not None and name == reference and engine.find_image(name) is not None:
+            raise ImageNotFound(
+                f"{reference} is here for another architecture, and pulling it for "
+                f"{foreign.platform} would replace it",
+                f"docker pull --platform {foreign.platform} {reference}, tag it with a name "
+                "of its own, and install that",
+            )
+        platform = foreign.platform if foreign else None
+        progress(f"pulling {name}" + (f" for {platform}" if platform else ""))
         try:
-            return BaseImage.from_inspect(reference, engine.pull(reference, progress), "pulled")
+            pulled = engine.pull(name, progress, platform)
+            return BaseImage.from_inspect(reference, pulled, "pulled")
         except ImageNotFound as error:
             pull_error = error
     if bootstrap.debian_suite(reference):
-        progress(f"{reference} could not be pulled; bootstrapping it from the Debian archive")
-        image_id = bootstrap.bootstrap_debian(engine, reference, progress=progress)
+        progress(f"{wanted} could not be pulled; bootstrapping it from the Debian archive")
+        _name, image_id = bootstrap.bootstrap_debian(
+            engine, reference, progress=progress, arch=foreign
+        )
         return BaseImage(reference, image_id, "bootstrapped")
     if pull_error is not None:
         raise pull_error
     raise ImageNotFound(
-        f"{reference} is not on this machine (and pulling was turned off)",
+        f"{wanted} is not on this machine (and pulling was turned off)",
         f"run `docker pull {reference}`, or drop --no-pull",
     )
+
+
+def _is(image: dict[str, Any], arch: Architecture) -> bool:
+    """Whether the engine records ``image`` as ``arch`` (read_userland checks its files)."""
+    recorded = from_engine(str(image.get("Architecture", "")), str(image.get("Variant") or ""))
+    return recorded == arch
 
 
 @dataclass(frozen=True)
@@ -297,7 +375,7 @@ def _dependency_image(
 ) -> KernelImage:
     """The base plus Python and the ipykernel venv; shared by every kernel of that base."""
     phase(progress, f"probing {base.reference}")
-    probe = probe_image(engine, base.id)
+    probe = _probe(engine, base.id, base)
     plan = plan_layer(
         base.id, probe.os_release, probe.python_path, probe.python if probe.has_python else None
     )
@@ -306,14 +384,14 @@ def _dependency_image(
         phase(progress, f"installing Python with {probe.os_release.display_name}'s package manager")
         (context / "Dockerfile").write_text(plan.dockerfile())
         system_id = _build(engine, context, None, network, progress, "installing python3")
-        probe = probe_image(engine, system_id)
+        probe = _probe(engine, system_id, base)
         if not probe.has_python:
             raise BuildFailed(
                 f"the recipe for {probe.os_release.display_name} ran but left no python3",
                 "report this with the output of `distrokernels dockerfile IMAGE`",
             )
         plan = LayerPlan(plan.base, probe.python_path, plan.install_python)
-    requirements = ipykernel_stack(probe.python)
+    requirements = ipykernel_stack(probe.python, probe.platform().arch)
     locked = options.lock.wheels() if options.lock else []
     dockerfile = plan.dockerfile(requirements)
     key = _digest(dockerfile, *(wheel.sha256 for wheel in locked))
@@ -335,7 +413,7 @@ def _dependency_image(
             requirements, probe.platform(), wheels_dir, progress, options.source
         )
     content = _digest(dockerfile, *(wheel.sha256 for wheel in wheels))
-    tag = f"{REPOSITORY}/{probe.os_release.slug}:{content[:12]}"
+    tag = f"{REPOSITORY}/{_names(base, probe)[1]}:{content[:12]}"
     labels = _labels(base, probe, key, wheels)
     (context / "Dockerfile").write_text(plan.dockerfile(requirements, labels))
     phase(progress, f"building the layer {tag.removeprefix(REPOSITORY + '/')}")
@@ -434,13 +512,31 @@ def _image_labelled(engine: Engine, label: str, value: str) -> KernelImage | Non
     return None
 
 
+def _probe(engine: Engine, image_id: str, base: BaseImage) -> Probe:
+    """The image's probe, its machine the one its files say: uname in an i386 userland
+    on an x86-64 host says x86_64."""
+    probe = probe_image(engine, image_id)
+    return replace(probe, machine=base.arch.machine) if base.arch else probe
+
+
+def _names(base: BaseImage, probe: Probe) -> tuple[str, str]:
+    """(display, slug): 'Debian 12' and 'debian-12', with the architecture when it is not
+    the engine host's: 'Debian 12, arm64' and 'debian-12-arm64'."""
+    os_release = probe.os_release
+    if base.foreign and base.arch is not None:
+        label = base.arch.label
+        return f"{os_release.display_name}, {label}", f"{os_release.slug}-{label}"
+    return os_release.display_name, os_release.slug
+
+
 def _labels(base: BaseImage, probe: Probe, key: str, wheels: list[Wheel]) -> dict[str, str]:
     versions = {wheel.project: wheel.version for wheel in wheels}
     os_release = probe.os_release
+    display, slug = _names(base, probe)
     return {
         LABEL_BUILD_KEY: key,
-        image_label("display"): os_release.display_name,
-        image_label("slug"): os_release.slug,
+        image_label("display"): display,
+        image_label("slug"): slug,
         image_label("distro"): os_release.pretty_name or os_release.display_name,
         image_label("family"): os_release.family,
         image_label("os-id"): os_release.id,
@@ -452,6 +548,7 @@ def _labels(base: BaseImage, probe: Probe, key: str, wheels: list[Wheel]) -> dic
         image_label("base-image"): base.id,
         image_label("libc"): f"{probe.libc} {'.'.join(map(str, probe.libc_version))}",
         image_label("machine"): probe.machine,
+        **({image_label("platform"): base.arch.platform} if base.arch else {}),
         image_label("wheels"): " ".join(
             f"{wheel.filename}#sha256={wheel.sha256}" for wheel in wheels
         ),

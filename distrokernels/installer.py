@@ -8,13 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from . import connection, images, kernelspecs, pool, references
+from . import connection, hostkernel, images, kernelspecs, pool, references
 from .checks import validate_reference
 from .config import DEFAULT_PIDS_LIMIT, validate_config
 from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
-from .errors import InvalidInput
+from .errors import HostCannotRun, InvalidInput
 from .ids import short_id
+from .platforms import Architecture, needs_personality
 from .reporting import note, phase
 from .runtime import runtime_root
 from .slurm import node
@@ -37,6 +38,7 @@ class Installed:
             "display_name": self.display_name,
             "folder": self.folder,
             "distro": self.image.label("distro"),
+            "platform": self.image.platform_name or self.image.label("machine"),
             "python": self.image.label("python"),
             "ipykernel": self.image.label("ipykernel"),
             "image": self.image.tag,
@@ -61,24 +63,23 @@ def install_kernel(
     docker_host: str = "",
     push: str = "",
     engine_kind: str = "auto",
+    arch: Architecture | None = None,
+    force: bool = False,
 ) -> Installed:
     """Build (or reuse) the kernel image and register its kernelspec.
 
     ``push`` names a repository every swarm node can pull from; the kernelspec then
     records the pushed digest, which the swarm runs. ``engine_kind`` 'podman' builds in,
     and runs on, the user's rootless Podman (or the Podman at ``docker_host``); 'auto'
-    picks dockerd when it is open to this user, else their Podman.
+    picks dockerd when it is open to this user, else their Podman. ``arch``: the userland's
+    architecture (None: the host's); ``force`` builds what the host's kernel cannot run.
     """
     _check_request(reference, name, display_name, replace, push)
     config = dict(config or {})
     engine_kind = choose_engine(engine_kind, docker_host)
     url = engine_url(engine_kind, docker_host)
     engine = _engine_for(url, config, progress)
-    phase(progress, f"base image {reference}")
-    base = images.acquire_base(
-        engine, reference, pull=pull, progress=progress, offline=options.source.offline
-    )
-    progress(f"base image {reference}: {images.SOURCES[base.source]} ({short_id(base.id)})")
+    base = _base_for(engine, url, reference, options, pull, arch, force, progress)
     image = images.build_kernel_image(engine, base, options, progress)
     name = kernelspecs.default_name(image) if name is None else name
     display_name = display_name or kernelspecs.default_display_name(image)
@@ -94,6 +95,7 @@ def install_kernel(
         phase(progress, f"writing the kernelspec {name}")
         recorded = {
             "source": reference,
+            **_platform_config(base),
             **({"engine": engine_kind} if engine_kind != "docker" else {}),
             **({"docker_host": docker_host} if docker_host else {}),
             **config,
@@ -107,6 +109,58 @@ def install_kernel(
     _settle(engine, name, before, url)
     sizes = [(engine.find_image(i) or {}).get("Size", 0) for i in (image.id, base.id)]
     return Installed(name, display_name, folder, base, image, max(sizes[0] - sizes[1], 0))
+
+
+def _base_for(
+    engine: Engine,
+    url: str,
+    reference: str,
+    options: images.BuildOptions,
+    pull: bool,
+    arch: Architecture | None,
+    force: bool,
+    progress: images.Progress,
+) -> images.BaseImage:
+    """The base image, once the host's kernel is known to run it (or ``force``)."""
+    phase(progress, f"base image {reference}")
+    offline = options.source.offline
+    base = images.acquire_base(engine, reference, pull, progress, offline, arch)
+    progress(f"base image {reference}: {images.SOURCES[base.source]} ({short_id(base.id)})")
+    _check_host(engine, url, base, force, progress)
+    return base
+
+
+def _check_host(
+    engine: Engine, url: str, base: images.BaseImage, force: bool, progress: images.Progress
+) -> None:
+    """Refuse, before anything is built, a userland the host's kernel cannot run."""
+    local = not remote_address(url)
+    host = hostkernel.read_host(engine.info(), engine.podman is not None, local)
+    userland = base.userland
+    for finding in hostkernel.findings(userland, host, base.reference):
+        if not force:
+            raise HostCannotRun(finding.why, f"{finding.fix} (or --force to build anyway)")
+        note(progress, f"--force: building anyway, though {finding.line()}")
+    if userland.arch is not None:
+        how = "natively"
+        if base.foreign and (handler := host.handler_for(userland.arch)) is not None:
+            how = f"under {handler.name} ({handler.interpreter})"
+        kernel = (
+            f", glibc {'.'.join(map(str, userland.libc_version))}" if userland.libc_version else ""
+        )
+        progress(f"host: runs {userland.arch.platform}{kernel} {how}")
+
+
+def _platform_config(base: images.BaseImage) -> dict[str, str]:
+    """What a kernelspec of a foreign userland records: its platform, and for a 32-bit
+    one the host runs natively, the machine its kernels run as (setarch)."""
+    if not base.foreign or base.arch is None or base.host is None:
+        return {}
+    personality = needs_personality(base.host, base.arch)
+    return {
+        "architecture": base.arch.platform,
+        **({"personality": base.arch.machine} if personality else {}),
+    }
 
 
 def _settle(engine: Engine, name: str, before: dict[str, Any] | None, url: str) -> None:

@@ -95,6 +95,7 @@ def container_spec(config: KernelConfig, start: KernelStart) -> KernelContainerS
         name=f"distrokernels-{start.kernel_id[:8]}-{start.name_suffix}".rstrip("-"),
         ports=ports,
         files=files,
+        personality=config.personality,
     )
 
 

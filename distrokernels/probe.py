@@ -1,17 +1,29 @@
 """Ask an image what it is: distro, Python interpreter, libc, architecture.
 
-One short-lived container with no network runs a POSIX shell script; its output is
+First, without running anything in it (``read_userland``): its architecture, libc and
+the oldest kernel that libc supports, from the ELF files of its shell and libc, so that
+hostkernel.py can say whether this host can run it at all. Then one short-lived
+container with no network runs a POSIX shell script (``probe_image``); its output is
 parsed here. Nothing is taken from the image's name.
 """
 
 from __future__ import annotations
 
+import posixpath
 import re
 from dataclasses import dataclass
 
 from .distros import OsRelease
+from .elf import ElfFile, parse_elf
 from .engine import Engine
+from .hostkernel import Userland
+from .platforms import from_elf
 from .wheels import Platform, python_version
+
+_SHELL = "/bin/sh"
+_LIBC = "libc.so.6"  # glibc's, beside its dynamic loader
+_LIBC_ELSEWHERE = ("/lib64/libc.so.6", "/usr/lib64/libc.so.6", "/lib/libc.so.6")
+_MAX_ELF = 32 * 2**20  # bytes read of one file at most (a libc is about 2 MB)
 
 # Sections are separated by marker lines so that any output order parses.
 PROBE_SCRIPT = r"""
@@ -100,3 +112,36 @@ def _newest_python(lines: list[str]) -> tuple[str, str]:
 def probe_image(engine: Engine, image: str) -> Probe:
     """Probe ``image`` (a reference or id) in a throwaway container."""
     return parse_probe_output(engine.run_script(image, PROBE_SCRIPT))
+
+
+def read_userland(engine: Engine, image: str) -> Userland:
+    """The architecture and libc of ``image`` (a reference or id), from its files alone:
+    its /bin/sh names the loader, the loader's folder holds glibc's libc.so.6."""
+    shell = _read_elf(engine, image, [_SHELL])
+    if shell is None:
+        return Userland(None, "")
+    arch = from_elf(shell[1].machine, shell[1].elf_class)
+    interpreter = shell[1].interpreter
+    if "ld-musl" in interpreter:
+        return Userland(arch, "musl")
+    if not interpreter:  # a static shell (busybox): no loader, no libc to read
+        return Userland(arch, "")
+    loader = _read_elf(engine, image, [interpreter])
+    folder = posixpath.dirname(loader[0] if loader else interpreter)
+    libc = _read_elf(engine, image, [posixpath.join(folder, _LIBC), *_LIBC_ELSEWHERE])
+    if libc is None or libc[1].glibc is None:
+        return Userland(arch, "glibc" if libc else "", min_kernel=shell[1].min_kernel)
+    return Userland(arch, "glibc", libc[1].glibc, libc[1].min_kernel or shell[1].min_kernel)
+
+
+def _read_elf(engine: Engine, image: str, paths: list[str]) -> tuple[str, ElfFile] | None:
+    """The first of ``paths`` that is an ELF file in ``image``: (its real path, facts)."""
+    found = engine.read_image_files(image, paths, _MAX_ELF)
+    for path in paths:
+        if path in found:
+            real, content = found[path]
+            try:
+                return real, parse_elf(content)
+            except ValueError:
+                continue
+    return None

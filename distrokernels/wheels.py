@@ -55,15 +55,24 @@ _WHEEL_ARCH = {
 }
 
 
-def ipykernel_stack(python: tuple[int, int]) -> tuple[str, ...]:
-    """Requirements for the newest ipykernel that supports ``python``."""
+# Where the pinned stacks are known to have wheels; elsewhere a pin is an upper bound,
+# since some binary wheels stop earlier there (tornado's last i686 wheel is 6.5.4).
+PINNED_ARCHES = ("x86_64", "aarch64")
+
+
+def ipykernel_stack(python: tuple[int, int], arch: str = "x86_64") -> tuple[str, ...]:
+    """Requirements for the newest ipykernel that supports ``python`` (on ``arch``, as
+    wheel tags name it: outside PINNED_ARCHES, the newest that has wheels there)."""
     if python < OLDEST_PYTHON:
         raise WheelResolutionFailed(
             f"Python {python[0]}.{python[1]} is older than any ipykernel supports",
             f"use an image with Python {OLDEST_PYTHON[0]}.{OLDEST_PYTHON[1]} or newer",
         )
     usable = [version for version in STACKS if version <= python]
-    return STACKS[max(usable)]
+    stack = STACKS[max(usable)]
+    if arch in PINNED_ARCHES:
+        return stack
+    return tuple(requirement.replace("==", "<=") for requirement in stack)
 
 
 def parse_requirements(lines: list[str]) -> tuple[str, ...]:

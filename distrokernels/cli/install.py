@@ -15,6 +15,7 @@ from ..dockerfiles import plan_layer
 from ..engine import Engine, engine_url
 from ..errors import InvalidInput
 from ..ids import short_id
+from ..platforms import architecture
 from ..probe import probe_image
 from ..recipes import validate_package_names
 from ..wheels import ipykernel_stack, parse_requirements, python_version
@@ -59,12 +60,14 @@ def cmd_install(args: argparse.Namespace) -> int:
             docker_host=args.docker_host or "",
             push=args.push or "",
             engine_kind=engine_kind,
+            arch=architecture(args.platform) if args.platform else None,
+            force=args.force,
         )
         facts = installed.facts()
         report.finish(
             [
                 f"installed {installed.display_name} as {installed.name}",
-                f"  distro   {facts['distro']}",
+                f"  distro   {facts['distro']} ({facts['platform']})",
                 f"  python   {facts['python']}, ipykernel {facts['ipykernel']}",
                 f"  image    {facts['image']}, {mb(installed.added_bytes)} on {facts['base']}",
                 f"  folder   {installed.folder}",
@@ -104,11 +107,19 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_bootstrap(args: argparse.Namespace) -> int:
     validate_reference(args.image)
     engine = Engine.connect(engine_url(chosen_engine(args)))
+    arch = architecture(args.platform) if args.platform else None
+    if arch is not None and arch == images.engine_architecture(engine):
+        arch = None  # the host's own: the plain name
     with reporting(args, "bootstrap") as report:
-        image_id = bootstrap.bootstrap_debian(
-            engine, args.image, mirror=args.mirror, include=tuple(args.include), progress=report
+        name, image_id = bootstrap.bootstrap_debian(
+            engine,
+            args.image,
+            mirror=args.mirror,
+            include=tuple(args.include),
+            progress=report,
+            arch=arch,
         )
-        report.finish([f"bootstrapped {args.image} ({short_id(image_id)})"])
+        report.finish([f"bootstrapped {name} ({short_id(image_id)})"])
     print(image_id)
     return 0
 
@@ -136,6 +147,32 @@ def cmd_dockerfile(args: argparse.Namespace) -> int:
 
 def register(commands: Any) -> None:
     """The build commands' parsers."""
+    _install_parser(commands)
+    export = commands.add_parser("export", help="print a kernel's lock (for install --lock)")
+    export.add_argument("name")
+    export.set_defaults(run=cmd_export)
+
+    boot = commands.add_parser("bootstrap", help="make a Debian base image from the archive")
+    boot.add_argument("image", help="debian:bullseye|bookworm|trixie|sid (or 11/12/13)")
+    boot.add_argument("--mirror", default=bootstrap.DEFAULT_MIRROR)
+    engine_argument(boot)
+    output_arguments(boot)
+    boot.add_argument("--include", action="append", default=[], help="extra package")
+    boot.add_argument(
+        "--platform",
+        metavar="PLATFORM",
+        help="another architecture, e.g. linux/arm64 (stored as arm64v8/debian:SUITE)",
+    )
+    boot.set_defaults(run=cmd_bootstrap, leaves="no base image was tagged")
+
+    dockerfile = commands.add_parser("dockerfile", help="print the Dockerfile install builds")
+    dockerfile.add_argument("image", nargs="?")
+    dockerfile.add_argument("--os-release", help="render for this os-release file instead")
+    dockerfile.add_argument("--python", help="the image's Python version, e.g. 3.11")
+    dockerfile.set_defaults(run=cmd_dockerfile)
+
+
+def _install_parser(commands: Any) -> None:
     install = commands.add_parser("install", help="build a distro kernel and register it")
     install.add_argument(
         "image", nargs="?", help="base image, e.g. debian:bookworm (default: the lock's)"
@@ -149,6 +186,16 @@ def register(commands: Any) -> None:
     install.add_argument("--replace", action="store_true", help="overwrite a kernelspec")
     install.add_argument("--no-pull", action="store_true", help="never pull the base image")
     install.add_argument("--rebuild", action="store_true", help="ignore the build cache")
+    install.add_argument(
+        "--platform",
+        metavar="PLATFORM",
+        help="build for another architecture, e.g. linux/arm64, linux/386 (default: the host's)",
+    )
+    install.add_argument(
+        "--force",
+        action="store_true",
+        help="build even when the host's kernel cannot run the image (said, not refused)",
+    )
     settings = install.add_argument_group("kernel settings (recorded in kernel.json)")
     for option in cli_options():
         settings.add_argument(option.flag, **option.kwargs)
@@ -170,21 +217,3 @@ def register(commands: Any) -> None:
         run=cmd_install,
         leaves="no kernelspec was written (built layers stay in the build cache)",
     )
-
-    export = commands.add_parser("export", help="print a kernel's lock (for install --lock)")
-    export.add_argument("name")
-    export.set_defaults(run=cmd_export)
-
-    boot = commands.add_parser("bootstrap", help="make a Debian base image from the archive")
-    boot.add_argument("image", help="debian:bullseye|bookworm|trixie|sid (or 11/12/13)")
-    boot.add_argument("--mirror", default=bootstrap.DEFAULT_MIRROR)
-    engine_argument(boot)
-    output_arguments(boot)
-    boot.add_argument("--include", action="append", default=[], help="extra package")
-    boot.set_defaults(run=cmd_bootstrap, leaves="no base image was tagged")
-
-    dockerfile = commands.add_parser("dockerfile", help="print the Dockerfile install builds")
-    dockerfile.add_argument("image", nargs="?")
-    dockerfile.add_argument("--os-release", help="render for this os-release file instead")
-    dockerfile.add_argument("--python", help="the image's Python version, e.g. 3.11")
-    dockerfile.set_defaults(run=cmd_dockerfile)

@@ -19,6 +19,9 @@ from .podman import podman_tmpfs
 
 _REMOVE_ATTEMPTS = 5  # Podman's "container state improper" while a container stops
 _REMOVE_RETRY = 0.2  # seconds
+_MAX_LINKS = 8  # links followed when reading a file of an image
+# Go's os.FileMode bits of a directory, link, pipe, socket or device, in the archive API's stat.
+_NOT_REGULAR = (1 << 31) | (1 << 27) | (1 << 25) | (1 << 24) | (1 << 26) | (1 << 21)
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class KernelContainerSpec:
     # Files placed in the container before the kernel starts, owned by ``user``, 0400:
     # the connection file of a kernel whose engine cannot bind-mount the runtime folder.
     files: dict[str, bytes] = field(default_factory=dict)
+    # The machine uname reports, for a 32-bit userland the host runs natively ('i686'):
+    # the command runs under the image's setarch. '' leaves the host's.
+    personality: str = ""
 
 
 @dataclass(frozen=True)
@@ -98,7 +104,9 @@ class ContainersMixin(EngineBase):
         try:
             container = self.api.create_container(
                 spec.image,
-                command=spec.command,
+                command=["setarch", spec.personality, *spec.command]
+                if spec.personality
+                else spec.command,
                 user=spec.user,
                 working_dir=spec.working_dir,
                 environment=spec.environment,
@@ -249,6 +257,53 @@ class ContainersMixin(EngineBase):
             return str(output)
         finally:
             self.api.remove_container(container, force=True)
+
+    @engine_errors
+    def read_image_files(
+        self, image: str, paths: list[str], limit: int
+    ) -> dict[str, tuple[str, bytes]]:
+        """Read regular files of an image without running anything in it.
+
+        Returns each found path -> (the path its links resolve to, its bytes). The engine
+        resolves links inside the image's own tree, as its archive API does; a missing
+        path, one that is not a regular file and one over ``limit`` bytes are left out.
+        """
+        container = self.api.create_container(
+            image,
+            command=["/distrokernels-never-runs"],
+            entrypoint=[],
+            network_disabled=True,
+            labels={LABEL_PROBE: "1"},
+        )
+        try:
+            found = {}
+            for path in paths:
+                read = self._image_file(container, path, limit)
+                if read is not None:
+                    found[path] = read
+            return found
+        finally:
+            self.api.remove_container(container, force=True)
+
+    def _image_file(self, container: Any, path: str, limit: int) -> tuple[str, bytes] | None:
+        for _ in range(_MAX_LINKS):
+            try:
+                stream, stat = self.api.get_archive(container, path)
+            except docker.errors.NotFound:
+                return None
+            target = stat.get("linkTarget") or ""
+            if target and target != path:  # a link: its resolved path, in the image
+                stream.close()
+                path = target
+                continue
+            if int(stat.get("mode", 0)) & _NOT_REGULAR or int(stat.get("size", 0)) > limit:
+                stream.close()
+                return None
+            with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as archive:
+                member = next((m for m in archive.getmembers() if m.isreg()), None)
+                handle = archive.extractfile(member) if member is not None else None
+                return (path, handle.read(limit)) if handle is not None else None
+        return None
 
 
 # IPv4 and IPv6 bindings of one port are allocated apart and may differ; the addresses

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+import json
 import re
+import tarfile
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,12 +41,20 @@ class ImagesMixin(EngineBase):
             raise
 
     @engine_errors
-    def pull(self, reference: str, progress: Callable[[str], None]) -> dict[str, Any]:
-        """Pull ``reference``, reporting each layer's progress."""
+    def info(self) -> dict[str, Any]:
+        """The engine's `docker info`: its host's architecture, kernel, security options."""
+        info: dict[str, Any] = self.api.info()
+        return info
+
+    @engine_errors
+    def pull(
+        self, reference: str, progress: Callable[[str], None], platform: str | None = None
+    ) -> dict[str, Any]:
+        """Pull ``reference`` (for ``platform``, e.g. 'linux/arm64'), reporting each layer."""
         repository, tag = _split_tag(reference)
         try:
             for event in _checked(
-                self.api.pull(repository, tag=tag, stream=True, decode=True),
+                self.api.pull(repository, tag=tag, stream=True, decode=True, platform=platform),
                 f"could not pull {reference}",
                 "check the name, your network, or `docker login` for private images",
             ):
@@ -100,8 +113,17 @@ class ImagesMixin(EngineBase):
         return chunks
 
     @engine_errors
-    def import_rootfs(self, tarball: Path, reference: str, changes: list[str]) -> str:
-        """Import a root file system tarball as an image; returns its id."""
+    def import_rootfs(
+        self, tarball: Path, reference: str, changes: list[str], platform: str = ""
+    ) -> str:
+        """Import a root file system tarball as an image; returns its id.
+
+        With ``platform`` ('linux/arm64', 'linux/arm/v7') the image records that
+        architecture: dockerd's import labels every image with its host's, so the tarball
+        is loaded as an image archive whose config says the real one.
+        """
+        if platform:
+            return self._load_rootfs(tarball, reference, changes, platform)
         repository, tag = _split_tag(reference)
         if self.podman:  # its compat import takes the tag in the repository, not in tag
             repository, tag = reference, None
@@ -111,6 +133,41 @@ class ImagesMixin(EngineBase):
         image = self.find_image(reference)
         if image is None:
             raise ImageNotFound(f"importing {tarball} did not create {reference}: {result}")
+        return str(image["Id"])
+
+    def _load_rootfs(self, tarball: Path, reference: str, changes: list[str], platform: str) -> str:
+        _os, arch, *variant = platform.split("/")
+        digest = hashlib.sha256()
+        with tarball.open("rb") as layer:
+            while chunk := layer.read(2**20):
+                digest.update(chunk)
+        config = {
+            "architecture": arch,
+            **({"variant": variant[0]} if variant else {}),
+            "os": "linux",
+            "config": _config_of(changes),
+            "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+            "history": [{"created_by": f"distrokernels: a root file system for {platform}"}],
+        }
+        config_bytes = json.dumps(config, sort_keys=True).encode()
+        config_name = f"{hashlib.sha256(config_bytes).hexdigest()}.json"
+        manifest = [{"Config": config_name, "RepoTags": [reference], "Layers": ["layer.tar"]}]
+        with tempfile.TemporaryFile() as archive_file:
+            with tarfile.open(fileobj=archive_file, mode="w") as archive:
+                archive.add(str(tarball), arcname="layer.tar")
+                for name, content in (
+                    (config_name, config_bytes),
+                    ("manifest.json", json.dumps(manifest).encode()),
+                ):
+                    member = tarfile.TarInfo(name)
+                    member.size = len(content)
+                    archive.addfile(member, io.BytesIO(content))
+            archive_file.seek(0)
+            for _ in self.api.load_image(archive_file):
+                pass
+        image = self.find_image(reference)
+        if image is None:
+            raise ImageNotFound(f"loading {tarball} did not create {reference}")
         return str(image["Id"])
 
     @engine_errors
@@ -245,3 +302,13 @@ def _split_tag(reference: str) -> tuple[str, str | None]:
     if not repository or "/" in tag:
         return reference, "latest"
     return repository, tag
+
+
+def _config_of(changes: list[str]) -> dict[str, Any]:
+    """An image config from import-style changes: only ``CMD [...]`` is used here."""
+    config: dict[str, Any] = {}
+    for change in changes:
+        keyword, _, value = change.partition(" ")
+        if keyword.upper() == "CMD":
+            config["Cmd"] = json.loads(value)
+    return config

@@ -42,6 +42,16 @@ from .test_warm_pool import PROBE
 THIN_LAUNCHER_USS_MB = 10  # the issue's bound on what the argv launcher itself holds
 
 
+def removed(engine, container: str) -> bool:
+    """Whether the container is gone within GONE_WITHIN (the agent removes a stopped
+    kernel's container off its client's path, on a thread)."""
+
+    def gone() -> bool:
+        return all(c.id != container for c in engine.kernel_containers())
+
+    return wait_until(gone, GONE_WITHIN)
+
+
 def test_an_argv_client_is_served_warm_and_its_launcher_stays_thin(
     agent, installed_kernel, engine, tmp_path
 ):
@@ -81,7 +91,7 @@ def test_an_argv_client_is_served_warm_and_its_launcher_stays_thin(
         second.client.shutdown()
         assert second.process.wait(timeout=30) == 0
         second.close()
-    assert warm not in {c.id for c in engine.kernel_containers()}
+    assert removed(engine, warm)
 
 
 async def test_nbclient_run_and_papermill_are_served_warm_and_own_their_kernels(
@@ -100,7 +110,7 @@ async def test_nbclient_run_and_papermill_are_served_warm_and_own_their_kernels(
     (warm,) = await asyncio.to_thread(wait_for_ready_warm)
     container, cwd = await one_start()
     assert (container, cwd) == (warm, f"{tmp_path}\n")
-    assert container not in {c.id for c in engine.kernel_containers()}
+    assert removed(engine, container)
 
     # `distrokernels run`: another process, the same agent
     (warm,) = await asyncio.to_thread(wait_for_ready_warm)
@@ -112,7 +122,7 @@ async def test_nbclient_run_and_papermill_are_served_warm_and_own_their_kernels(
     run = await asyncio.to_thread(run_cli, "run", str(path))
     assert run.returncode == 0, run.stderr
     assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == f"{tmp_path}\n"
-    assert warm not in {c.id for c in engine.kernel_containers()}  # it served the run
+    assert removed(engine, warm)  # it served the run
 
     # papermill: another process again, on nbclient
     (warm,) = await asyncio.to_thread(wait_for_ready_warm)
@@ -123,7 +133,7 @@ async def test_nbclient_run_and_papermill_are_served_warm_and_own_their_kernels(
     )  # fmt: skip
     assert papermill.returncode == 0, papermill.stderr
     assert nbformat.read(path, as_version=4).cells[0].outputs[0]["text"] == f"{tmp_path}\n"
-    assert warm not in {c.id for c in engine.kernel_containers()}  # it served papermill
+    assert removed(engine, warm)  # it served papermill
     doctor = await asyncio.to_thread(run_cli, "doctor")
     assert f"ok    warm-kernel agent: pid {ping()['pid']}," in doctor.stdout, doctor.stdout
 
@@ -145,7 +155,7 @@ def test_a_client_that_exits_holding_a_warm_kernel_leaves_nothing(
     exits_without_shutdown()
     (warm,) = wait_for_ready_warm()
     assert exits_without_shutdown() == warm
-    assert wait_until(lambda: warm not in {c.id for c in engine.kernel_containers()}, GONE_WITHIN)
+    assert removed(engine, warm)
     assert ping() is not None
 
 
