@@ -34,6 +34,10 @@ rounds: this script again, as USER (outside the docker group, with subuids, the
 distro kernel installed with --engine podman, and ipykernel in PODMAN_PYTHON's venv for
 the local reference), interleaving that user's local kernel and their Podman kernel.
 Its ratio is to that user's own local kernel.
+
+--platform-kernel KERNEL measures only the cold and warm start of KERNEL, a kernel of
+another architecture (install --platform linux/arm64: its userland under qemu-user),
+interleaved with --kernel's native distro kernel and the local one.
 """
 
 from __future__ import annotations
@@ -211,6 +215,57 @@ async def slurm_life(kernel: str, workdir: str) -> dict[str, float]:
     client.stop_channels()
     await manager.shutdown_kernel()
     return timings
+
+
+async def platform_life(kernel: str, in_server: AsyncMultiKernelManager, workdir: str) -> dict:
+    """Cold start (a KernelManager of its own, no pool) and warm start (in a server, from
+    its pool), each to the first kernel_info_reply: for --platform-kernel's emulated
+    kernel, the native distro kernel and the local one alike."""
+    agent(False)
+    timings: dict[str, float] = {}
+    manager = AsyncKernelManager(kernel_name=kernel)
+    started = time.perf_counter()
+    await manager.start_kernel(cwd=workdir)
+    client = await first_kernel_info(manager)
+    timings["cold start"] = time.perf_counter() - started
+    client.stop_channels()
+    await manager.shutdown_kernel()
+    if kernel != LOCAL:
+        await asyncio.to_thread(POOL.wait_until_warm, kernel, 1)
+    started = time.perf_counter()
+    kernel_id = await in_server.start_kernel(kernel_name=kernel, cwd=workdir)
+    client = await first_kernel_info(in_server.get_kernel(kernel_id))
+    timings["warm start"] = time.perf_counter() - started
+    client.stop_channels()
+    await in_server.shutdown_kernel(kernel_id)
+    return timings
+
+
+async def platform_rows(foreign: str, rounds: int, workdir: str) -> str:
+    """The emulated kernel's cold and warm start beside the native distro kernel's and
+    the local kernel's, interleaved: a markdown table."""
+    in_server = server(workdir)
+    kernels = (LOCAL, DISTRO, foreign)
+    for kernel in kernels[1:]:  # a server warms a kernelspec once it has started one
+        primed = await in_server.start_kernel(kernel_name=kernel, cwd=workdir)
+        await in_server.shutdown_kernel(primed, now=True)
+    samples: dict[str, dict[str, list[float]]] = {kernel: {} for kernel in kernels}
+    for _ in range(rounds):
+        for kernel in kernels:
+            for metric, value in (await platform_life(kernel, in_server, workdir)).items():
+                samples[kernel].setdefault(metric, []).append(value * 1000)
+    await in_server.shutdown_all()
+    await asyncio.to_thread(POOL.close)
+    lines = [
+        f"| metric | local | {DISTRO} | {foreign} | {foreign} / {DISTRO} |",
+        "|---|---|---|---|---|",
+    ]
+    for metric in ("cold start", "warm start"):
+        cells = [samples[kernel][metric] for kernel in kernels]
+        medians = [statistics.median(values) for values in cells]
+        spreads = " | ".join(_spread(m, v, "ms") for m, v in zip(medians, cells, strict=True))
+        lines.append(f"| {metric} | {spreads} | {medians[2] / medians[1]:.2f}x |")
+    return "\n".join(lines)
 
 
 def notebooks_life(kernel: str, folder: str) -> dict[str, float]:
@@ -589,9 +644,19 @@ async def main() -> None:
     parser.add_argument(
         "--slurm", metavar="KERNEL", help="only the Slurm rows: KERNEL (--backend slurm)"
     )
+    parser.add_argument(
+        "--platform-kernel",
+        metavar="KERNEL",
+        help="only the cold and warm start of KERNEL (install --platform) beside --kernel's",
+    )
     args = parser.parse_args()
     DISTRO = args.slurm or args.kernel
     workdir = str(Path.cwd())
+    if args.platform_kernel:
+        table = await platform_rows(args.platform_kernel, args.rounds, workdir)
+        when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        print(f"{when}, {args.rounds} rounds interleaved\n\n{table}")
+        return
     if args.slurm:
         samples = await interleave(args.rounds, lambda kernel: slurm_life(kernel, workdir))
         when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

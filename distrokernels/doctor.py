@@ -17,10 +17,12 @@ import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import agent_client, kernelspecs, locks, orphans, runtime, usage
-from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url
+from . import agent_client, hostkernel, kernelspecs, locks, orphans, runtime, usage
+from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url, remote_address
 from .errors import DistroKernelsError
 from .ids import short_id
+from .platforms import ARCHITECTURES
+from .probe import read_userland
 from .slurm import checks as slurm_checks
 
 _PROVISIONER_CHECK = (
@@ -119,6 +121,7 @@ def _engine_checks(url: str, kernels: list[kernelspecs.InstalledKernel]) -> Iter
         yield Check(f"engine {where}: storage", False, warning.split(":")[0], warning)
     try:
         yield from _kernel_images(engine, kernels)
+        yield from _host_kernel(engine, url, where, kernels)
         yield _orphans(engine, where)
         if kernels:
             total = usage.disk_usage(engine, kernels).total
@@ -169,6 +172,34 @@ def _kernel_images(engine: Engine, kernels: list[kernelspecs.InstalledKernel]) -
             )
             continue
         yield Check(what, True, f"{kernel.image}, lock {short_id(recorded)}")
+
+
+def _host_kernel(
+    engine: Engine, url: str, where: str, kernels: list[kernelspecs.InstalledKernel]
+) -> Iterator[Check]:
+    """The engine host's kernel, then whether it runs each kernel's userland."""
+    host = hostkernel.read_host(engine.info(), engine.podman is not None, not remote_address(url))
+    emulated = [arch.label for arch in ARCHITECTURES if host.handler_for(arch) is not None]
+    yield Check(
+        f"host kernel of {where}",
+        True,
+        f"Linux {'.'.join(map(str, host.kernel))} on {host.arch.label}, vsyscall "
+        f"{host.vsyscall or 'n/a'}, clone3 under seccomp: {host.clone3 or 'unknown'}, "
+        f"binfmt handlers for {' '.join(emulated) or 'no other architecture'}",
+    )
+    userlands: dict[str, hostkernel.Userland] = {}
+    for kernel in kernels:
+        if engine.find_image(kernel.runs) is None:
+            continue  # said above
+        if kernel.runs not in userlands:
+            userlands[kernel.runs] = read_userland(engine, kernel.runs)
+        found = hostkernel.findings(userlands[kernel.runs], host, kernel.name)
+        what = f"host runs {kernel.name}"
+        if found:
+            yield Check(what, False, found[0].why, found[0].fix)
+        else:
+            arch = userlands[kernel.runs].arch
+            yield Check(what, True, arch.platform if arch else "an architecture not checked")
 
 
 def _orphans(engine: Engine, where: str) -> Check:

@@ -29,7 +29,7 @@ from .engine import (
     Engine,
     image_label,
 )
-from .errors import BuildFailed, ImageNotFound, LockMismatch
+from .errors import BuildFailed, ImageNotFound, InvalidInput, LockMismatch
 from .hostkernel import Userland
 from .ids import short_id
 from .platforms import Architecture, architecture, from_engine, official_repository
@@ -87,8 +87,14 @@ class KernelImage:
 
     @property
     def platform_name(self) -> str:
-        """Its userland's platform, 'linux/arm64' ('' for a build from before it was recorded)."""
-        return self.label("platform")
+        """Its userland's platform, 'linux/arm64'. A build from before it was recorded was
+        of the host's architecture, which its probe's machine label says."""
+        if recorded := self.label("platform"):
+            return recorded
+        try:
+            return architecture(self.label("machine")).platform
+        except InvalidInput:
+            return ""
 
     @property
     def lock(self) -> locks.Lock | None:
@@ -335,6 +341,7 @@ def build_kernel_image(
         options.extras.pip,
         options.extras.packages,
         locks.query_packages(engine, image.id),
+        base.arch.platform if base.arch else locks.DEFAULT_PLATFORM,
     )
     if options.lock is not None:
         differences = locks.differences(options.lock, lock, same_base_id=same_base)

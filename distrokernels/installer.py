@@ -38,7 +38,7 @@ class Installed:
             "display_name": self.display_name,
             "folder": self.folder,
             "distro": self.image.label("distro"),
-            "platform": self.image.platform_name or self.image.label("machine"),
+            "platform": self.image.platform_name,
             "python": self.image.label("python"),
             "ipykernel": self.image.label("ipykernel"),
             "image": self.image.tag,

@@ -144,6 +144,7 @@ def kernelspec_json(
                 "python": image.python_version,
                 "ipykernel": ipykernel,
                 "libc": image.label("libc"),
+                "platform": image.platform_name,
                 "image": image.tag,
                 "image_id": image.id,
                 "base": image.label("base-ref"),

@@ -17,10 +17,12 @@ from .checks import require, validate_reference
 from .engine import Engine
 from .errors import InvalidInput
 from .ids import short_id
+from .platforms import architecture
 from .recipes import validate_package_names
 from .wheels import Wheel, parse_requirements
 
 LOCK_VERSION = 1
+DEFAULT_PLATFORM = "linux/amd64"  # what a lock that names no platform was built for
 
 # Whichever package database the image has, as "name version" lines.
 PACKAGE_QUERY = r"""
@@ -118,6 +120,11 @@ class Lock:
         return str(self.data["base"]["reference"])
 
     @property
+    def platform(self) -> str:
+        """The userland's platform: 'linux/arm64'; a lock without one is linux/amd64's."""
+        return str(self.data["base"].get("platform", DEFAULT_PLATFORM))
+
+    @property
     def base_digest(self) -> str:
         return str(self.data["base"].get("digest", ""))
 
@@ -152,6 +159,7 @@ def _check(data: dict[str, Any]) -> None:
     base = data["base"]
     validate_reference(str(base["reference"]))
     require(_IMAGE_ID, base["id"], "an image id", "", "base image id")
+    architecture(str(base.get("platform", DEFAULT_PLATFORM)))
     if not isinstance(base.get("digest", ""), str):
         raise InvalidInput(f"base image digest {str(base['digest'])[:80]!r} is not a digest", "")
     if "python" in data:
@@ -200,11 +208,15 @@ def make_lock(
     extras_pip: tuple[str, ...],
     extras_packages: tuple[str, ...],
     distro_packages: dict[str, str],
+    platform: str = DEFAULT_PLATFORM,
 ) -> Lock:
+    base = {"reference": base_reference, "id": base_id, "digest": base_digest}
+    if platform != DEFAULT_PLATFORM:  # locks made before platforms were recorded are amd64's
+        base["platform"] = platform
     return Lock(
         {
             "version": LOCK_VERSION,
-            "base": {"reference": base_reference, "id": base_id, "digest": base_digest},
+            "base": base,
             "python": python,
             "wheels": [{"filename": w.filename, "sha256": w.sha256} for w in wheels],
             "extra_wheels": [{"filename": w.filename, "sha256": w.sha256} for w in extra_wheels],

@@ -22,6 +22,7 @@ from nbclient.exceptions import CellExecutionError, DeadKernelError
 from . import images, installer, kernelspecs, pins
 from .distros import OsRelease
 from .errors import InvalidInput, KernelspecNotFound, LockMismatch, NotebookFailed
+from .platforms import architecture
 from .reporting import note
 from .wheels import WheelSource
 
@@ -37,12 +38,15 @@ def provenance(name: str) -> dict[str, str]:
         info = kernelspecs.find(name).info
     except KernelspecNotFound:  # a local kernel: the host's own userland
         release = OsRelease.parse(Path("/etc/os-release").read_text())
-        return {**host, "distro": release.pretty_name, "image": "", "image_id": ""}
+        platform = architecture(os.uname().machine).platform
+        local = {"distro": release.pretty_name, "platform": platform, "image": "", "image_id": ""}
+        return {**host, **local}
     return {
         **host,
         "distro": info.get("distro", ""),
         "python": info.get("python", ""),
         "ipykernel": info.get("ipykernel", ""),
+        "platform": info.get("platform", ""),
         "image": info.get("image", ""),
         "image_id": info.get("image_id", ""),
         "base": info.get("base", ""),

@@ -19,6 +19,7 @@ class KernelUsage:
     name: str
     image: str
     status: str
+    platform: str = ""  # the userland's: linux/arm64
     base: int = 0
     dependency: int = 0
     extras: int = 0
@@ -67,6 +68,7 @@ def disk_usage(engine: Engine, kernels: list[InstalledKernel]) -> UsageReport:
                 kernel.name,
                 kernel.image,
                 "built",
+                platform=str(kernel.info.get("platform", "")),
                 base=base_tier[1],
                 dependency=dependency_size,
                 extras=image_tier[1] - dependency_tier[1],

@@ -51,6 +51,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         "display_name",
         "distro",
         "python",
+        "platform",
         "image",
         "status",
         "warm",
@@ -73,6 +74,7 @@ def _list_row(
         "display_name": kernel.spec.get("display_name", ""),
         "distro": kernel.info.get("distro", ""),
         "python": kernel.info.get("python", ""),
+        "platform": kernel.info.get("platform", ""),
         "ipykernel": kernel.info.get("ipykernel", ""),
         "image": kernel.image,
         "status": status,
@@ -107,7 +109,7 @@ def cmd_images(args: argparse.Namespace) -> int:
     for url, kernels in kernels_by_engine().items():
         engine = connect(url)
         if engine is None:
-            rows += [[k.name, "", "", "", "", "engine down", url] for k in kernels]
+            rows += [[k.name, "", "", "", "", "", "engine down", url] for k in kernels]
             continue
         report = usage.disk_usage(engine, kernels)
         loose = references.unreferenced(engine)
@@ -115,7 +117,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         for k in report.kernels:
             kernels_json.append({**dataclasses.asdict(k), "engine": where})
             sizes = (k.base, k.dependency, k.extras, k.shared)
-            rows.append([k.name, *(mb(v) for v in sizes), k.status, where])
+            rows.append([k.name, k.platform, *(mb(v) for v in sizes), k.status, where])
         engines_json.append(
             {
                 "engine": where,
@@ -128,7 +130,7 @@ def cmd_images(args: argparse.Namespace) -> int:
         total = sum(entry["total"] for entry in engines_json)
         print(json.dumps({"kernels": kernels_json, "total": total, "engines": engines_json}))
         return 0
-    header = ["NAME", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS", "ENGINE"]
+    header = ["NAME", "PLATFORM", "BASE", "DEPENDENCY", "EXTRAS", "SHARED", "STATUS", "ENGINE"]
     print(table(header, rows))
     for entry in engines_json:
         print(
