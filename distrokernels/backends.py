@@ -137,7 +137,12 @@ class ContainerBackend(KernelBackend):
             state = self.engine.container_state(self.id)
             if state is None:
                 return None
-            if not init_exited or not state.running or time.monotonic() > deadline:
+            if init_exited and state.running and time.monotonic() > deadline:
+                # The host saw its init exit (pid and start time): that is the exit. An
+                # engine can lag far behind it (rootless Podman under load) or never
+                # catch up; waiting for it would keep a dead kernel's client waiting.
+                return KernelState(False, None)
+            if not init_exited or not state.running:
                 if state.running and state.pid and not self.address and self._init is None:
                     self._init = (state.pid, owners.process_start_time(state.pid))
                 oom = not state.running and state.oom_killed

@@ -3,6 +3,7 @@
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 
@@ -48,3 +49,12 @@ def agent(monkeypatch):
     monkeypatch.setenv(agent_client.SWITCH, "1")
     yield
     stop_agent()
+
+
+def agent_log_tail(lines: int = 40) -> str:
+    """The newest agent log's last lines: what a failing test shows of the agent."""
+    state = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    logs = sorted((state / "distrokernels" / "logs").glob("agent-*.log"), key=os.path.getmtime)
+    if not logs:
+        return "(no agent log)"
+    return "\n".join(logs[-1].read_text(errors="replace").splitlines()[-lines:])

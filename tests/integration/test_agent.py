@@ -26,7 +26,7 @@ from distrokernels.owners import process_start_time
 from distrokernels.pool import idle_warm_containers
 from distrokernels.runtime import runtime_root
 
-from .agent import ping, stop_agent, wait_for_ready_warm
+from .agent import agent_log_tail, ping, stop_agent, wait_for_ready_warm
 from .conftest import BASE, KERNEL, kill_with_its_watchdog, run_cli, run_code
 from .test_other_clients import (
     EXITS_WITHOUT_SHUTDOWN,
@@ -285,7 +285,12 @@ def test_a_hundred_argv_lives_with_random_sigkills_leave_nothing_behind(
             try:
                 kernel.process.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                pytest.fail(f"cycle {cycle}: the launcher outlived a {ending} by 60 s: {ping()}")
+                state = ping()
+                containers = {c[:12]: engine.container_state(c) for c in kernels(engine)}
+                pytest.fail(
+                    f"cycle {cycle}: the launcher outlived a {ending} by 60 s: {state}\n"
+                    f"containers: {containers}\nagent log:\n{agent_log_tail()}"
+                )
         else:
             kernel.process.kill()
         kernel.close()

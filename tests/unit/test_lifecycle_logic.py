@@ -166,3 +166,17 @@ def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
     assert backend.state() == KernelState(False, 137)  # asked again until it knew
     engine.states = [lagging]
     assert backend.state(shutting_down=True) == KernelState(False, None)
+
+
+def test_an_exited_init_is_an_exit_even_when_the_engine_never_reports_it():
+    """Rootless Podman under load can keep saying "running" long after the init is gone:
+    the kernel's client must not wait on it for ever."""
+    child = subprocess.Popen(["sleep", "30"])
+    engine = FakeEngine(states=[ContainerState(running=True, exit_code=None, pid=child.pid)])
+    backend = ContainerBackend(engine)
+    backend.id = "container-1"
+    assert backend.state() == KernelState(True, None)
+    child.kill()
+    child.wait()
+    engine.states = [ContainerState(running=True, exit_code=None, pid=child.pid)]  # for ever
+    assert backend.state() == KernelState(False, None)
