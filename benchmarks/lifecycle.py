@@ -168,17 +168,23 @@ async def first_kernel_info(manager: AsyncKernelManager, client=None):
             return client
 
 
+async def started_to_kernel_info(kernel: str, workdir: str):
+    """A KernelManager of its own started, its client, and the seconds to the first
+    kernel_info_reply."""
+    manager = AsyncKernelManager(kernel_name=kernel)
+    started = time.perf_counter()
+    await manager.start_kernel(cwd=workdir)
+    client = await first_kernel_info(manager)
+    return manager, client, time.perf_counter() - started
+
+
 async def plain_life(kernel: str, workdir: str) -> dict[str, float]:
     """A KernelManager of its own, as nbclient or a console starts one, served by the
     agent: start and restart, to the first kernel_info_reply."""
     agent(True)
     await asyncio.to_thread(agent_has_warm, kernel)
     timings: dict[str, float] = {}
-    manager = AsyncKernelManager(kernel_name=kernel)
-    started = time.perf_counter()
-    await manager.start_kernel(cwd=workdir)
-    client = await first_kernel_info(manager)
-    timings["plain warm start"] = time.perf_counter() - started
+    manager, client, timings["plain warm start"] = await started_to_kernel_info(kernel, workdir)
     await client.wait_for_ready(timeout=120)
     await asyncio.to_thread(agent_has_warm, kernel)
     started = time.perf_counter()
@@ -195,11 +201,7 @@ async def slurm_life(kernel: str, workdir: str) -> dict[str, float]:
     """A Slurm kernel (or the local one the same way): start and restart to the first
     kernel_info_reply, and the interrupt of a running ``time.sleep`` to its reply."""
     timings: dict[str, float] = {}
-    manager = AsyncKernelManager(kernel_name=kernel)
-    started = time.perf_counter()
-    await manager.start_kernel(cwd=workdir)
-    client = await first_kernel_info(manager)
-    timings["slurm start"] = time.perf_counter() - started
+    manager, client, timings["slurm start"] = await started_to_kernel_info(kernel, workdir)
     await client.wait_for_ready(timeout=120)
     client.execute("import time; time.sleep(30)")
     await asyncio.sleep(1.0)
@@ -223,11 +225,7 @@ async def platform_life(kernel: str, in_server: AsyncMultiKernelManager, workdir
     kernel, the native distro kernel and the local one alike."""
     agent(False)
     timings: dict[str, float] = {}
-    manager = AsyncKernelManager(kernel_name=kernel)
-    started = time.perf_counter()
-    await manager.start_kernel(cwd=workdir)
-    client = await first_kernel_info(manager)
-    timings["cold start"] = time.perf_counter() - started
+    manager, client, timings["cold start"] = await started_to_kernel_info(kernel, workdir)
     client.stop_channels()
     await manager.shutdown_kernel()
     if kernel != LOCAL:

@@ -65,6 +65,8 @@ class HostedKernel:
                 (time.monotonic() - began) * 1000,
             )
             status = await self._until_exit_or_stop(stop)
+            how = "stopped" if status is None else f"exited with status {status}"
+            log.info("distrokernels: the kernel in %s %s", self.container_id, how)
         finally:
             self._started = False
             self.bridge.close()

@@ -15,7 +15,7 @@ from .engine import Engine, choose_engine, engine_url, remote_address
 from .engine.podman import PodmanHost
 from .errors import HostCannotRun, InvalidInput
 from .ids import short_id
-from .platforms import Architecture, needs_personality
+from .platforms import Architecture, architecture, needs_personality
 from .reporting import note, phase
 from .runtime import runtime_root
 from .slurm import node
@@ -72,9 +72,12 @@ def install_kernel(
     records the pushed digest, which the swarm runs. ``engine_kind`` 'podman' builds in,
     and runs on, the user's rootless Podman (or the Podman at ``docker_host``); 'auto'
     picks dockerd when it is open to this user, else their Podman. ``arch``: the userland's
-    architecture (None: the host's); ``force`` builds what the host's kernel cannot run.
+    architecture (None: the lock's, else the host's); ``force`` builds what the host's
+    kernel cannot run.
     """
     _check_request(reference, name, display_name, replace, push)
+    if arch is None and options.lock is not None:  # a lock of an arm64 kernel rebuilds arm64
+        arch = architecture(options.lock.platform)
     config = dict(config or {})
     engine_kind = choose_engine(engine_kind, docker_host)
     url = engine_url(engine_kind, docker_host)

@@ -15,7 +15,7 @@ from ..dockerfiles import plan_layer
 from ..engine import Engine, engine_url
 from ..errors import InvalidInput
 from ..ids import short_id
-from ..platforms import Architecture, architecture
+from ..platforms import architecture
 from ..probe import probe_image
 from ..recipes import validate_package_names
 from ..wheels import ipykernel_stack, parse_requirements, python_version
@@ -60,7 +60,7 @@ def cmd_install(args: argparse.Namespace) -> int:
             docker_host=args.docker_host or "",
             push=args.push or "",
             engine_kind=engine_kind,
-            arch=_platform(args.platform, lock),
+            arch=architecture(args.platform) if args.platform else None,
             force=args.force,
         )
         facts = installed.facts()
@@ -76,13 +76,6 @@ def cmd_install(args: argparse.Namespace) -> int:
         )
     print(json.dumps({**facts, "log": str(report.log_path)}) if args.json else installed.name)
     return 0
-
-
-def _platform(option: str | None, lock: locks.Lock | None) -> Architecture | None:
-    """--platform, else the lock's (a lock of an arm64 kernel rebuilds arm64's)."""
-    if option:
-        return architecture(option)
-    return architecture(lock.platform) if lock is not None else None
 
 
 def _extras(args: argparse.Namespace, lock: locks.Lock | None) -> images.Extras:

@@ -18,7 +18,7 @@ from distrokernels.engine import LABEL_KERNEL_ID
 from distrokernels.hostkernel import read_host
 from distrokernels.probe import read_userland
 
-from .conftest import BASE, SUITES, interrupted, run_cli, running
+from .conftest import BASE, SUITES, interrupted, run_cli, running, warm
 from .users import as_user, assert_kernel_runs_as_user, install_checkout, make_user
 
 ARM64 = "distro-debian-12-arm64"
@@ -99,6 +99,37 @@ def test_an_arm64_kernel_runs_a_notebook_and_says_its_platform(arm64_kernel, tmp
     assert listed[ARM64]["display_name"] == "Python 3.11 (Debian 12, arm64)"
     assert "linux/arm64" in run_cli("images").stdout
     assert json.loads(run_cli("export", ARM64).stdout)["base"]["platform"] == "linux/arm64"
+
+
+async def test_an_arm64_kernel_is_served_warm_by_a_servers_pool(arm64_kernel, server):
+    folder = server.root / "notebooks"
+    _, _, was_warm = await server.start(ARM64, folder)
+    assert not was_warm
+    pooled = await warm(ARM64)
+    kernel_id, container, was_warm = await server.start(ARM64, folder)
+    assert was_warm and container in pooled
+    assert await server.run(kernel_id, "import platform; print(platform.machine())") == "aarch64\n"
+
+
+def test_an_arm64_kernel_is_pinned_synced_and_compared_like_a_native_one(
+    arm64_kernel, installed_kernel, tmp_path
+):
+    notebook = nbformat.v4.new_notebook()
+    notebook.metadata["kernelspec"] = {"name": ARM64, "display_name": "x"}
+    notebook.cells = [nbformat.v4.new_code_cell("import sys; print(sys.version_info[:2])")]
+    path = tmp_path / "pinned.ipynb"
+    nbformat.write(notebook, path)
+    assert run_cli("pin", str(path)).returncode == 0
+    pin = nbformat.read(path, as_version=4).metadata["distrokernels"]["pin"]
+    assert pin["lock"]["base"]["platform"] == "linux/arm64"
+    removed = run_cli("remove", ARM64)  # the kernelspec; its image stays as the cache
+    assert removed.returncode == 0, removed.stderr
+    synced = run_cli("sync", str(path))  # the pinned lock says arm64: it rebuilds arm64
+    assert synced.returncode == 0, synced.stderr
+    listed = {row["name"]: row for row in json.loads(run_cli("list", "--json").stdout)}
+    assert listed[ARM64]["platform"] == "linux/arm64"
+    compared = run_cli("test", str(path), "--kernels", f"{installed_kernel},{ARM64}", "--strict")
+    assert compared.returncode == 0, compared.stdout + compared.stderr
 
 
 def test_an_arm64_kernel_of_an_unprivileged_user_owns_its_files(arm64_kernel):

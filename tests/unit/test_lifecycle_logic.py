@@ -152,8 +152,8 @@ def test_a_running_kernels_state_is_read_from_proc_once_its_init_is_known():
     assert backend.state() == KernelState(True, None)
 
 
-def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
-    """Shutting down, Jupyter only asks whether the kernel still runs."""
+def _backend_whose_init_exited() -> tuple[FakeEngine, ContainerBackend, ContainerState]:
+    """A backend that saw its init run and then exit; the engine's lagging state."""
     child = subprocess.Popen(["sleep", "30"])
     engine = FakeEngine(states=[ContainerState(running=True, exit_code=None, pid=child.pid)])
     backend = ContainerBackend(engine)
@@ -161,7 +161,12 @@ def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
     assert backend.state() == KernelState(True, None)
     child.kill()
     child.wait()
-    lagging = ContainerState(running=True, exit_code=None, pid=child.pid)
+    return engine, backend, ContainerState(running=True, exit_code=None, pid=child.pid)
+
+
+def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
+    """Shutting down, Jupyter only asks whether the kernel still runs."""
+    engine, backend, lagging = _backend_whose_init_exited()
     engine.states = [lagging, lagging, ContainerState(running=False, exit_code=137)]
     assert backend.state() == KernelState(False, 137)  # asked again until it knew
     engine.states = [lagging]
@@ -171,12 +176,6 @@ def test_an_exited_init_waits_for_the_engines_exit_code_unless_shutting_down():
 def test_an_exited_init_is_an_exit_even_when_the_engine_never_reports_it():
     """Rootless Podman under load can keep saying "running" long after the init is gone:
     the kernel's client must not wait on it for ever."""
-    child = subprocess.Popen(["sleep", "30"])
-    engine = FakeEngine(states=[ContainerState(running=True, exit_code=None, pid=child.pid)])
-    backend = ContainerBackend(engine)
-    backend.id = "container-1"
-    assert backend.state() == KernelState(True, None)
-    child.kill()
-    child.wait()
-    engine.states = [ContainerState(running=True, exit_code=None, pid=child.pid)]  # for ever
+    engine, backend, lagging = _backend_whose_init_exited()
+    engine.states = [lagging]  # for ever
     assert backend.state() == KernelState(False, None)
