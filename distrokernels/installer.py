@@ -76,8 +76,6 @@ def install_kernel(
     kernel cannot run.
     """
     _check_request(reference, name, display_name, replace, push)
-    if arch is None and options.lock is not None:  # a lock of an arm64 kernel rebuilds arm64
-        arch = architecture(options.lock.platform)
     config = dict(config or {})
     engine_kind = choose_engine(engine_kind, docker_host)
     url = engine_url(engine_kind, docker_host)
@@ -126,6 +124,8 @@ def _base_for(
 ) -> images.BaseImage:
     """The base image, once the host's kernel is known to run it (or ``force``)."""
     phase(progress, f"base image {reference}")
+    if arch is None and options.lock is not None:  # a lock of an arm64 kernel rebuilds arm64
+        arch = architecture(options.lock.platform)
     offline = options.source.offline
     base = images.acquire_base(engine, reference, pull, progress, offline, arch)
     progress(f"base image {reference}: {images.SOURCES[base.source]} ({short_id(base.id)})")
