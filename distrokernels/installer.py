@@ -72,8 +72,7 @@ def install_kernel(
     records the pushed digest, which the swarm runs. ``engine_kind`` 'podman' builds in,
     and runs on, the user's rootless Podman (or the Podman at ``docker_host``); 'auto'
     picks dockerd when it is open to this user, else their Podman. ``arch``: the userland's
-    architecture (None: the lock's, else the host's); ``force`` builds what the host's
-    kernel cannot run.
+    (None: the lock's, else the host's); ``force`` builds what the host cannot run.
     """
     _check_request(reference, name, display_name, replace, push)
     config = dict(config or {})
