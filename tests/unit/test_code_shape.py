@@ -68,6 +68,31 @@ def test_the_layers_hold_and_an_upward_import_breaks_them(tmp_path):
     assert "BROKEN" in broken.stdout
 
 
+def test_every_module_has_its_place_in_the_layers():
+    """A module the contract does not name is not checked at all: each one is named, or
+    its package is (engine/, cli/); a package's __init__ that imports nothing needs not."""
+    import tomllib
+
+    layers = tomllib.loads((REPOSITORY / "pyproject.toml").read_text())["tool"]["importlinter"]
+    named = {
+        module.strip()
+        for layer in layers["contracts"][0]["layers"]
+        for module in layer.replace(":", "|").split("|")
+    }
+    unnamed = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        parts = path.relative_to(REPOSITORY).with_suffix("").parts
+        dotted = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        prefixes = {".".join(parts[:depth]) for depth in range(2, len(parts) + 1)}
+        imports = any(
+            isinstance(node, ast.Import | ast.ImportFrom)
+            for node in ast.walk(ast.parse(path.read_text()))
+        )
+        if dotted != "distrokernels" and imports and not (prefixes & named):
+            unnamed.append(dotted)
+    assert not unnamed, f"name these in [tool.importlinter]'s layers: {unnamed}"
+
+
 class _WithGpus(config.KernelConfig):
     gpus = Unicode("", help="GPUs the kernel may use, e.g. all.").tag(
         config=True, cli="--gpus", metavar="GPUS"
