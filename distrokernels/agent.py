@@ -251,7 +251,10 @@ async def _requests(
             if op == "interrupt":
                 kernel.interrupt()
             elif op == "stop":
+                log.info("the launcher of %s asks to stop it", kernel.container_id)
                 stop.set()
+    if not stop.is_set():
+        log.info("the launcher of %s is gone: stopping it", kernel.container_id)
     stop.set()
 
 

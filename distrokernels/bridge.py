@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import itertools
+import json
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -40,6 +41,7 @@ CHANNELS = {
     "iopub": (zmq.XPUB, zmq.XSUB),
 }
 _ROUTING_ID = b"distrokernels-bridge"
+DELIMITER = b"<IDS|MSG>"  # between a message's routing ids and its signature
 _JOIN_TIMEOUT = 5  # seconds a relay may take to stop
 _counter = itertools.count()
 
@@ -70,6 +72,16 @@ def check_client_info(info: dict[str, Any]) -> None:
             "served on loopback",
             "let the client use 127.0.0.1 (its default)",
         )
+
+
+def is_shutdown_request(frames: list[bytes]) -> bool:
+    """Whether a message's frames (routing ids, delimiter, signature, header, ...) are a
+    shutdown_request; anything unreadable is not."""
+    try:
+        header = frames[frames.index(DELIMITER) + 2]
+        return bool(json.loads(header).get("msg_type") == "shutdown_request")
+    except (ValueError, IndexError, AttributeError):
+        return False
 
 
 def _is_loopback(address: str) -> bool:
@@ -104,6 +116,7 @@ class Bridge:
         self._echo: _Relay | None = None  # answers heartbeats until the kernel runs
         self._sockets: list[zmq.Socket[bytes]] = []
         self._disconnects: zmq.asyncio.Socket | None = None  # the kernel's hb disconnects
+        self._control_copies: zmq.asyncio.Socket | None = None  # what the control relay moved
 
     def listen(self) -> None:
         """Bind the client's five endpoints."""
@@ -143,8 +156,24 @@ class Bridge:
         if self._echo is not None:  # the kernel answers from now on
             self._stop([self._echo])
             self._echo = None
+        # A copy of the control channel's traffic, to see a shutdown_request pass; PUB
+        # drops what nobody reads rather than ever holding the relay up.
+        capture = self._socket(zmq.PUB)
+        capture.bind(address := f"inproc://distrokernels-bridge-capture-{next(_counter)}")
+        copies = self._socket(zmq.SUB)
+        copies.setsockopt(zmq.SUBSCRIBE, b"")
+        copies.connect(address)
+        self._control_copies = zmq.asyncio.Socket.from_socket(copies)
         for channel, back in backs.items():
-            self._relays.append(self._relay(channel, self._fronts[channel], back))
+            copy = capture if channel == "control" else None
+            self._relays.append(self._relay(channel, self._fronts[channel], back, copy))
+
+    async def shutdown_requested(self) -> None:
+        """Returns once a client's shutdown_request has passed to the kernel."""
+        assert self._control_copies is not None, "connect() first"
+        while True:
+            if is_shutdown_request(await self._control_copies.recv_multipart()):
+                return
 
     async def kernel_disconnected(self) -> None:
         """Returns when the kernel's side of the heartbeat drops: it has (likely) exited."""
@@ -157,7 +186,13 @@ class Bridge:
         self._sockets.append(socket)
         return socket
 
-    def _relay(self, channel: str, front: zmq.Socket[bytes], back: zmq.Socket[bytes]) -> _Relay:
+    def _relay(
+        self,
+        channel: str,
+        front: zmq.Socket[bytes],
+        back: zmq.Socket[bytes],
+        capture: zmq.Socket[bytes] | None = None,
+    ) -> _Relay:
         address = f"inproc://distrokernels-bridge-{channel}-{next(_counter)}"
         control = self._socket(zmq.PAIR)
         control.bind(address)
@@ -167,7 +202,7 @@ class Bridge:
         def run() -> None:
             # Returns when told TERMINATE; ContextTerminated only if close() was skipped.
             with contextlib.suppress(zmq.ContextTerminated):
-                zmq.proxy_steerable(front, back, None, control)
+                zmq.proxy_steerable(front, back, capture, control)
 
         thread = threading.Thread(target=run, name=f"bridge-{channel}", daemon=True)
         thread.start()
@@ -178,10 +213,12 @@ class Bridge:
         self._stop(self._relays + ([self._echo] if self._echo else []))
         for socket in self._sockets:
             socket.close(linger=0)
-        if self._disconnects is not None:
-            self._disconnects.close(linger=0)
+        for watcher in (self._disconnects, self._control_copies):
+            if watcher is not None:
+                watcher.close(linger=0)
         self.context.term()
-        self._relays, self._sockets, self._disconnects, self._echo = [], [], None, None
+        self._relays, self._sockets, self._echo = [], [], None
+        self._disconnects = self._control_copies = None
 
     @staticmethod
     def _stop(relays: list[_Relay]) -> None:

@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 _KERNEL_POLL_INTERVAL = 5.0  # seconds: the fallback when no disconnect is reported
 _EXIT_AFTER_DISCONNECT = 2.0  # seconds the engine may take to report a kernel's exit
+# Seconds a kernel may take to exit after a client's shutdown_request before it is stopped
+# (jupyter_client's shutdown_wait_time for a local kernel).
+_SHUTDOWN_GRACE = 5.0
 
 
 class HostedKernel:
@@ -96,16 +99,33 @@ class HostedKernel:
             task.add_done_callback(self._interrupts.discard)
 
     async def _until_exit_or_stop(self, stop: asyncio.Event) -> int | None:
-        """The kernel's exit status once it exits; None when ``stop`` asks to stop it."""
+        """The kernel's exit status once it exits; None when ``stop`` asks to stop it, or
+        when the kernel is still there ``_SHUTDOWN_GRACE`` after a client's
+        shutdown_request (then it is stopped, as jupyter_client stops a local kernel)."""
         stopped = asyncio.ensure_future(stop.wait())
+        requested = asyncio.ensure_future(self.bridge.shutdown_requested())
         provisioner = self.manager.provisioner
         assert provisioner is not None
+        loop = asyncio.get_running_loop()
+        deadline = None  # once a shutdown was requested
         try:
             while not stopped.done():
+                if deadline is None and requested.done():
+                    deadline = loop.time() + _SHUTDOWN_GRACE
+                elif deadline is not None and loop.time() > deadline:
+                    log.warning(
+                        "distrokernels: the kernel in %s did not exit within %.0f s of its "
+                        "shutdown_request: stopping it",
+                        self.container_id,
+                        _SHUTDOWN_GRACE,
+                    )
+                    return None
                 disconnected = asyncio.ensure_future(self.bridge.kernel_disconnected())
                 await asyncio.wait(
-                    {stopped, disconnected},
-                    timeout=_KERNEL_POLL_INTERVAL,
+                    {stopped, disconnected} | ({requested} if deadline is None else set()),
+                    timeout=_KERNEL_POLL_INTERVAL
+                    if deadline is None
+                    else min(_KERNEL_POLL_INTERVAL, deadline - loop.time() + 0.01),
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 fired = disconnected.done()
@@ -113,6 +133,7 @@ class HostedKernel:
                 if stopped.done():
                     break
                 if fired:  # the engine reports the exit a little after the sockets close
+                    log.info("distrokernels: the kernel in %s hung up", self.container_id)
                     with contextlib.suppress(asyncio.TimeoutError):
                         exited = provisioner.wait()  # polls until it has a status
                         status = await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT)
@@ -122,6 +143,7 @@ class HostedKernel:
             return None
         finally:
             stopped.cancel()
+            requested.cancel()
 
 
 def manager_for(name: str, client_info: dict[str, Any]) -> tuple[AsyncKernelManager, KernelConfig]:

@@ -288,6 +288,21 @@ def test_sigterm_and_sighup_stop_the_kernel_and_remove_its_container(
     assert not runtime_dir.exists()
 
 
+def test_a_kernel_that_ignores_its_shutdown_request_is_stopped_as_a_local_one_would_be(
+    argv_mode, installed_kernel, launch, engine, tmp_path
+):
+    """jupyter_client stops a local kernel that is still there after shutdown_wait_time;
+    a client that only sends shutdown_request and waits (not every client kills) must
+    not wait for ever on a distro kernel."""
+    kernel = launch(installed_kernel, tmp_path)
+    kernel.ready()
+    kernel.run("get_ipython().kernel.control_handlers['shutdown_request'] = lambda *a: None")
+    assert launched_containers(engine, kernel.process.pid) != []
+    kernel.client.shutdown()
+    kernel.process.wait(timeout=45)
+    assert launched_containers(engine, kernel.process.pid) == []
+
+
 # A client process on jupyter_client's KernelManager, its kernel started and answering.
 STARTS_A_KERNEL = textwrap.dedent(
     """

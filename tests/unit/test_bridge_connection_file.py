@@ -1,8 +1,9 @@
 """Which connection files the argv launcher's bridge honours (no kernel, no traffic)."""
 
 import pytest
+from jupyter_client.session import Session
 
-from distrokernels.bridge import check_client_info, endpoint
+from distrokernels.bridge import DELIMITER, check_client_info, endpoint, is_shutdown_request
 from distrokernels.errors import InvalidInput
 
 PORTS = {"shell_port": 5001, "iopub_port": 5002, "stdin_port": 5003, "control_port": 5004,
@@ -34,3 +35,14 @@ def test_a_connection_file_without_ports_is_refused_in_one_line():
 def test_an_unknown_transport_is_refused():
     with pytest.raises(InvalidInput, match="transport 'udp'"):
         check_client_info({"transport": "udp", "ip": "127.0.0.1", "key": "k", **PORTS})
+
+
+def test_a_shutdown_request_is_recognised_among_the_control_channels_messages():
+    session = Session(key=b"k")
+    request = session.serialize(session.msg("shutdown_request", {"restart": False}))
+    reply = session.serialize(session.msg("shutdown_reply", {"restart": False}))
+    assert is_shutdown_request([b"client-id", *request])
+    assert not is_shutdown_request([b"client-id", *reply])
+    assert not is_shutdown_request([b"no delimiter", b"{}"])
+    assert not is_shutdown_request([DELIMITER, b"sig", b"\xff not json"])
+    assert not is_shutdown_request([DELIMITER, b"sig", b"[1, 2]"])
