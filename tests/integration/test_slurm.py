@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from distrokernels.slurm.node import archive_path
+
 from .users import (
     as_user,
     give_subordinate_ids,
@@ -445,7 +447,8 @@ def test_doctor_checks_the_controller_and_each_slurm_kernels_image_and_runtime(s
                 line.startswith(f"ok    Slurm kernel slurm-{runtime}: {part}") for line in lines
             ), doctor.stdout
     staged = Path(account.pw_dir, ".local/share/distrokernels/slurm/images")
-    (archive,) = staged.glob("*.tar")
+    spec = json.loads(_kernel_json(account, "slurm-podman").read_text())
+    archive = Path(archive_path(str(staged), spec["metadata"]["distrokernels"]["image_id"]))
     archive.rename(archive.with_suffix(".moved"))
     try:
         doctor = as_user(account, "distrokernels", "doctor")
