@@ -160,10 +160,12 @@ class Bridge:
         # drops what nobody reads rather than ever holding the relay up.
         capture = self._socket(zmq.PUB)
         capture.bind(address := f"inproc://distrokernels-bridge-capture-{next(_counter)}")
-        copies = self._socket(zmq.SUB)
+        # Made asyncio's from the start: one object owns it, closed once in close().
+        copies = zmq.asyncio.Context.shadow(self.context).socket(zmq.SUB)
+        copies.linger = 0
         copies.setsockopt(zmq.SUBSCRIBE, b"")
         copies.connect(address)
-        self._control_copies = zmq.asyncio.Socket.from_socket(copies)
+        self._control_copies = copies
         for channel, back in backs.items():
             copy = capture if channel == "control" else None
             self._relays.append(self._relay(channel, self._fronts[channel], back, copy))
