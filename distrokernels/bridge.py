@@ -42,6 +42,8 @@ CHANNELS = {
 }
 _ROUTING_ID = b"distrokernels-bridge"
 DELIMITER = b"<IDS|MSG>"  # between a message's routing ids and its signature
+_MAX_HEADER = 4096  # bytes: a real header is a few hundred
+_COPIES_KEPT = 100  # control messages the copy holds unread before it drops them
 _JOIN_TIMEOUT = 5  # seconds a relay may take to stop
 _counter = itertools.count()
 
@@ -76,9 +78,12 @@ def check_client_info(info: dict[str, Any]) -> None:
 
 def is_shutdown_request(frames: list[bytes]) -> bool:
     """Whether a message's frames (routing ids, delimiter, signature, header, ...) are a
-    shutdown_request; anything unreadable is not."""
+    shutdown_request; anything unreadable is not. The copy holds the kernel's messages
+    too, so a header is parsed only when it is of a header's size."""
     try:
         header = frames[frames.index(DELIMITER) + 2]
+        if len(header) > _MAX_HEADER:
+            return False
         return bool(json.loads(header).get("msg_type") == "shutdown_request")
     except (ValueError, IndexError, AttributeError):
         return False
@@ -159,10 +164,12 @@ class Bridge:
         # A copy of the control channel's traffic, to see a shutdown_request pass; PUB
         # drops what nobody reads rather than ever holding the relay up.
         capture = self._socket(zmq.PUB)
+        capture.sndhwm = _COPIES_KEPT
         capture.bind(address := f"inproc://distrokernels-bridge-capture-{next(_counter)}")
         # Made asyncio's from the start: one object owns it, closed once in close().
         copies = zmq.asyncio.Context.shadow(self.context).socket(zmq.SUB)
         copies.linger = 0
+        copies.rcvhwm = _COPIES_KEPT
         copies.setsockopt(zmq.SUBSCRIBE, b"")
         copies.connect(address)
         self._control_copies = copies

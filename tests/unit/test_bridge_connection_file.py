@@ -46,3 +46,5 @@ def test_a_shutdown_request_is_recognised_among_the_control_channels_messages():
     assert not is_shutdown_request([b"no delimiter", b"{}"])
     assert not is_shutdown_request([DELIMITER, b"sig", b"\xff not json"])
     assert not is_shutdown_request([DELIMITER, b"sig", b"[1, 2]"])
+    padded = b'{"msg_type": "shutdown_request", "pad": "' + b"x" * 10_000 + b'"}'
+    assert not is_shutdown_request([DELIMITER, b"sig", padded])  # a kernel's, not parsed
