@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import agent_client, hostkernel, kernelspecs, locks, orphans, runtime, usage
-from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url, remote_address
+from .engine import LABEL_LOCK_DIGEST, Engine, choose_engine, engine_url
 from .errors import DistroKernelsError
 from .ids import short_id
 from .platforms import ARCHITECTURES
@@ -178,7 +178,7 @@ def _host_kernel(
     engine: Engine, url: str, where: str, kernels: list[kernelspecs.InstalledKernel]
 ) -> Iterator[Check]:
     """The engine host's kernel, then whether it runs each kernel's userland."""
-    host = hostkernel.read_host(engine.info(), engine.podman is not None, not remote_address(url))
+    host = hostkernel.engine_host(engine, url)
     emulated = [arch.label for arch in ARCHITECTURES if host.handler_for(arch) is not None]
     yield Check(
         f"host kernel of {where}",

@@ -103,29 +103,15 @@ class HostedKernel:
         when the kernel is still there ``_SHUTDOWN_GRACE`` after a client's
         shutdown_request (then it is stopped, as jupyter_client stops a local kernel)."""
         stopped = asyncio.ensure_future(stop.wait())
-        requested = asyncio.ensure_future(self.bridge.shutdown_requested())
+        overdue = asyncio.ensure_future(self._grace_after_shutdown_request())
         provisioner = self.manager.provisioner
         assert provisioner is not None
-        loop = asyncio.get_running_loop()
-        deadline = None  # once a shutdown was requested
         try:
             while not stopped.done():
-                if deadline is None and requested.done():
-                    deadline = loop.time() + _SHUTDOWN_GRACE
-                elif deadline is not None and loop.time() > deadline:
-                    log.warning(
-                        "distrokernels: the kernel in %s did not exit within %.0f s of its "
-                        "shutdown_request: stopping it",
-                        self.container_id,
-                        _SHUTDOWN_GRACE,
-                    )
-                    return None
                 disconnected = asyncio.ensure_future(self.bridge.kernel_disconnected())
                 await asyncio.wait(
-                    {stopped, disconnected} | ({requested} if deadline is None else set()),
-                    timeout=_KERNEL_POLL_INTERVAL
-                    if deadline is None
-                    else min(_KERNEL_POLL_INTERVAL, deadline - loop.time() + 0.01),
+                    {stopped, overdue, disconnected},
+                    timeout=_KERNEL_POLL_INTERVAL,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
                 fired = disconnected.done()
@@ -140,10 +126,23 @@ class HostedKernel:
                         return 1 if status is None else status
                 elif (status := await provisioner.poll()) is not None:
                     return status
+                if overdue.done():
+                    log.warning(
+                        "distrokernels: the kernel in %s did not exit within %.0f s of its "
+                        "shutdown_request: stopping it",
+                        self.container_id,
+                        _SHUTDOWN_GRACE,
+                    )
+                    return None
             return None
         finally:
             stopped.cancel()
-            requested.cancel()
+            overdue.cancel()
+
+    async def _grace_after_shutdown_request(self) -> None:
+        """Returns ``_SHUTDOWN_GRACE`` after a client's shutdown_request passed."""
+        await self.bridge.shutdown_requested()
+        await asyncio.sleep(_SHUTDOWN_GRACE)
 
 
 def manager_for(name: str, client_info: dict[str, Any]) -> tuple[AsyncKernelManager, KernelConfig]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from .engine import Engine, remote_address
 from .platforms import Architecture, architecture, from_engine, runs_natively
 
 # Docker's default seccomp profile answers clone3 with ENOSYS (so glibc falls back to
@@ -285,6 +286,11 @@ def read_host(info: dict[str, Any], podman: bool, local: bool, proc: Path = Path
         clone3=engine_clone3(info, podman, local),
         engine=f"{'Podman' if podman else 'Docker'} {version}".strip(),
     )
+
+
+def engine_host(engine: Engine, url: str) -> Host:
+    """``read_host`` of the engine at ``url``: /proc is read only when it is this machine."""
+    return read_host(engine.info(), engine.podman is not None, not remote_address(url))
 
 
 def _read(path: Path) -> str:

@@ -136,8 +136,7 @@ def _check_host(
     engine: Engine, url: str, base: images.BaseImage, force: bool, progress: images.Progress
 ) -> None:
     """Refuse, before anything is built, a userland the host's kernel cannot run."""
-    local = not remote_address(url)
-    host = hostkernel.read_host(engine.info(), engine.podman is not None, local)
+    host = hostkernel.engine_host(engine, url)
     userland = base.userland
     for finding in hostkernel.findings(userland, host, base.reference):
         if not force:
