@@ -6,6 +6,7 @@ and to rewrite kernelspecs and the user's start-up files when their mounts hold 
 home folder.
 """
 
+import asyncio
 import json
 import os
 from pathlib import Path
@@ -16,6 +17,7 @@ from jupyter_client.manager import AsyncKernelManager
 from distrokernels.pool import POOL
 from distrokernels.runtime import runtime_root
 
+from .agent import wait_for_ready_warm
 from .conftest import Server, run_code, warm
 
 pytestmark = pytest.mark.security
@@ -211,4 +213,27 @@ async def test_a_warm_kernel_whose_pool_root_is_home_changes_no_start_up_file_no
     finally:
         await at_home.manager.shutdown_all(now=True)
         POOL.close()
+    assert_only_own_files_changed(home, result)
+
+
+async def test_a_warm_kernel_from_the_agent_reaches_no_other_kernel_and_changes_nothing_in_home(
+    installed_kernel, home, agent
+):
+    """The warm-kernel agent's kernels (nbclient, papermill, consoles) hold to what a
+    server's do: another kernel's key and sockets out of reach, home's files unwritable."""
+    cold = AsyncKernelManager(kernel_name=installed_kernel)
+    await cold.start_kernel(cwd=str(home))  # starts the agent, which warms the next one
+    hot = AsyncKernelManager(kernel_name=installed_kernel)
+    try:
+        ready = await asyncio.to_thread(wait_for_ready_warm)
+        await hot.start_kernel(cwd=str(home))
+        assert hot.provisioner.container_id in ready  # served warm by the agent
+        assert_sees_only_itself(json.loads(await run_code(hot, snoop_code(cold))))
+        assert_sees_only_itself(json.loads(await run_code(cold, snoop_code(hot))))
+        paths = PROTECTED + OWN
+        result = json.loads(await run_code(hot, TRY_WRITE % {"paths": paths, "home": str(home)}))
+    finally:
+        for manager in (cold, hot):
+            if manager.has_kernel:
+                await manager.shutdown_kernel(now=True)
     assert_only_own_files_changed(home, result)
