@@ -83,8 +83,9 @@ def collect_orphans_in_background(
 
 def remove_in_background(
     url: str, container_id: str, log: logging.Logger | logging.LoggerAdapter[Any]
-) -> None:
-    """Remove a stopped kernel container on a thread; the process waits for it at exit."""
+) -> threading.Thread:
+    """Remove a stopped kernel container on a thread (returned); the process waits for it
+    at exit."""
 
     def remove() -> None:
         try:
@@ -97,6 +98,7 @@ def remove_in_background(
     thread = threading.Thread(target=remove, name="distrokernels-remove", daemon=True)
     _REMOVALS.add(thread)
     thread.start()
+    return thread
 
 
 def finish_removals(timeout: float = _REMOVAL_WAIT) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -103,7 +104,8 @@ class HostedKernel:
         when the kernel is still there ``_SHUTDOWN_GRACE`` after a client's
         shutdown_request (then it is stopped, as jupyter_client stops a local kernel)."""
         stopped = asyncio.ensure_future(stop.wait())
-        overdue = asyncio.ensure_future(self._grace_after_shutdown_request())
+        requested = asyncio.ensure_future(self.bridge.shutdown_requested())
+        overdue = asyncio.ensure_future(_after(requested, _SHUTDOWN_GRACE))
         provisioner = self.manager.provisioner
         assert provisioner is not None
         try:
@@ -120,6 +122,10 @@ class HostedKernel:
                     break
                 if fired:  # the engine reports the exit a little after the sockets close
                     log.info("distrokernels: the kernel in %s hung up", self.container_id)
+                    # After a client's shutdown_request the kernel is shutting down, as
+                    # under jupyter_client's own shutdown: its exit is the host seeing its
+                    # init gone (status 0), not the engine's report ~200 ms later.
+                    self.manager.shutting_down = requested.done()
                     with contextlib.suppress(asyncio.TimeoutError):
                         exited = provisioner.wait()  # polls until it has a status
                         status = await asyncio.wait_for(exited, _EXIT_AFTER_DISCONNECT)
@@ -136,24 +142,32 @@ class HostedKernel:
                     return None
             return None
         finally:
-            stopped.cancel()
-            overdue.cancel()
+            for future in (stopped, requested, overdue):
+                future.cancel()
 
-    async def _grace_after_shutdown_request(self) -> None:
-        """Returns ``_SHUTDOWN_GRACE`` after a client's shutdown_request passed."""
-        await self.bridge.shutdown_requested()
-        await asyncio.sleep(_SHUTDOWN_GRACE)
+
+async def _after(event: asyncio.Future[None], seconds: float) -> None:
+    """Returns ``seconds`` after ``event``."""
+    await asyncio.shield(event)
+    await asyncio.sleep(seconds)
 
 
 def manager_for(name: str, client_info: dict[str, Any]) -> tuple[AsyncKernelManager, KernelConfig]:
     """A kernel manager for the distro kernelspec ``name``, with the client's key, and
     the kernelspec's checked settings."""
-    from jupyter_client.kernelspec import NoSuchKernel
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_path
 
     from .config import validate_config
 
-    manager = AsyncKernelManager(kernel_name=name)
+    # jupyter_client's search path. Its default imports IPython (27 ms of a cold start)
+    # only to name the legacy ~/.ipython/kernels, which stays on the path.
+    ipython = os.environ.get("IPYTHONDIR") or os.path.join(os.path.expanduser("~"), ".ipython")
+    kernel_dirs = [*jupyter_path("kernels"), os.path.join(ipython, "kernels")]
+    manager = AsyncKernelManager(
+        kernel_name=name, kernel_spec_manager=KernelSpecManager(kernel_dirs=kernel_dirs)
+    )
     try:
         spec = manager.kernel_spec
     except NoSuchKernel as error:

@@ -18,7 +18,6 @@ from .backends import ContainerBackend, KernelBackend, KernelState, SwarmBackend
 from .config import KernelConfig
 from .engine import Engine, remote_address
 from .engines import shared_engine
-from .slurm.backend import SlurmBackend, job_request
 
 _T = TypeVar("_T")
 _EXIT_WATCH_INTERVAL = 0.005
@@ -50,6 +49,8 @@ class KernelEngine:
         """Run ``operation`` on the kernel's backend, created at its first use."""
         if self._config.backend == "slurm":  # Slurm's commands: no engine on this host
             if self.backend is None:
+                from .slurm.backend import SlurmBackend, job_request  # its kernels only
+
                 self.backend = SlurmBackend(job_request(self._config))
             backend = self.backend
             return await asyncio.to_thread(lambda: operation(backend))

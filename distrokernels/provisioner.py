@@ -26,6 +26,7 @@ import contextlib
 import os
 import secrets
 import signal
+import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -52,7 +53,9 @@ from .runtime import KERNEL_CONNECTION_FILE
 __all__ = ["DistroProvisioner", "validate_config"]
 
 _POLL_INTERVAL = 0.005  # a stat() of five paths: cheap enough to look often
-_EXIT_WATCH = 0.08  # seconds of jupyter_client's 0.1 between polls during a shutdown
+# Seconds one poll watches the init during a shutdown: jupyter_client sleeps 0.1 s after
+# each poll that finds the kernel running, so a short watch would miss exits in that gap.
+_EXIT_WATCH = 1.0
 _WAIT_INTERVAL = 0.05
 _WARNED_LIMITS: set[tuple[str, str]] = set()  # (engine, kernelspec) told of ignored limits
 
@@ -78,6 +81,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     _template: Template | None = None  # this kernel's kind of warm container, if any
     _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
     _slot_link: str | None = None  # the claimed warm slot's name, linked to the kernel's folder
+    _removals: tuple[threading.Thread, ...] = ()  # earlier containers, removed off its path
     host_guard: guards.HostGuard | None = None  # this start's: what no kernel may write
 
     @property
@@ -318,17 +322,24 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
 
     async def cleanup(self, restart: bool = False) -> None:
         """Remove the container; keep the runtime folder only for a restart."""
+        lives_on = self.in_server or warm_start.in_agent()
         container = self.engine_calls.local_container
-        if container is not None and (self.in_server or warm_start.in_agent()):
-            # The kernel has stopped: a long-lived process removes its container off the
-            # user's path (a server, the agent).
+        if container is not None and (restart or lives_on):
+            # The kernel has stopped: a process that lives on (a server, the agent, one
+            # that restarts the kernel) removes its container off the user's path; it
+            # waits for the removal at exit, and its watchdog removes it if it is killed.
             container_id = container.detach()
             if container_id is not None:
-                remove_in_background(self.engine_url, container_id, self.log)
+                removal = remove_in_background(self.engine_url, container_id, self.log)
+                self._removals = (*self._removals, removal)
         elif self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):
                 await self.engine_calls.on_backend(lambda backend: backend.remove(restart))
+        if not restart and not lives_on:  # one kernel's process: none of its containers stays
+            removals, self._removals = self._removals, ()
+            for removal in removals:
+                await asyncio.to_thread(removal.join)
         if self._slot_link is not None:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self._slot_link)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from jupyter_client.manager import AsyncKernelManager
 
+from distrokernels.engines import finish_removals
 from distrokernels.errors import KernelStartFailed
 
 from .conftest import execute, kernel_containers, variant_kernelspec
@@ -82,6 +83,8 @@ async def test_restart_gives_a_fresh_container_in_the_same_working_folder(kernel
     assert after and after != before
     output = await kernel.run("import os; print(os.getcwd()); print('marker' in globals())")
     assert output == f"{kernel.cwd}\nFalse\n"
+    # The old container goes off the restart's path; this process waits for that at exit.
+    await asyncio.to_thread(finish_removals)
     assert [c.id for c in kernel_containers(engine, kernel.manager.kernel_id)] == [after]
 
 

@@ -288,6 +288,18 @@ def test_sigterm_and_sighup_stop_the_kernel_and_remove_its_container(
     assert not runtime_dir.exists()
 
 
+def test_a_kernel_that_exits_by_itself_ends_its_launcher_with_its_status(
+    argv_mode, installed_kernel, launch, engine, tmp_path
+):
+    """A crash is not a shutdown: the launcher exits with the kernel's own status (only
+    after a client's shutdown_request is the kernel's end taken for a clean exit)."""
+    kernel = launch(installed_kernel, tmp_path)
+    kernel.ready()
+    kernel.client.execute("import os; os._exit(3)")
+    assert kernel.process.wait(timeout=30) == 3
+    assert wait_until(lambda: not launched_containers(engine, kernel.process.pid), GONE_WITHIN)
+
+
 def test_a_kernel_that_ignores_its_shutdown_request_is_stopped_as_a_local_one_would_be(
     argv_mode, installed_kernel, launch, engine, tmp_path
 ):
