@@ -17,8 +17,9 @@ expects:
 - SIGINT interrupts the running cell;
 - SIGTERM and SIGHUP stop the kernel (shutdown_request, then SIGTERM, then SIGKILL)
   and remove its container;
-- when the kernel exits (shutdown_request, a crash), the launcher exits with the
-  kernel's exit status;
+- when the kernel exits, the launcher exits with the kernel's exit status (after a
+  client's shutdown_request: 0 once its container's init is gone, as jupyter_client
+  takes a kernel it shuts down that is gone; the engine's report comes later);
 - when its client is gone (the process JPY_PARENT_PID names, as ipykernel watches it,
   else the launcher's parent), the kernel is stopped, as a local kernel stops;
 - when the launcher itself is killed, the agent sees its connection close and stops
