@@ -81,7 +81,7 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
     _template: Template | None = None  # this kernel's kind of warm container, if any
     _warm: WarmContainer | None = None  # claimed in pre_launch, started in launch_kernel
     _slot_link: str | None = None  # the claimed warm slot's name, linked to the kernel's folder
-    _removals: tuple[threading.Thread, ...] = ()  # earlier containers, removed off its path
+    _removals: tuple[threading.Thread, ...] = ()  # a restart's removals, outside a server
     host_guard: guards.HostGuard | None = None  # this start's: what no kernel may write
 
     @property
@@ -331,7 +331,8 @@ class DistroProvisioner(KernelConfig, KernelProvisionerBase):  # type: ignore[me
             container_id = container.detach()
             if container_id is not None:
                 removal = remove_in_background(self.engine_url, container_id, self.log)
-                self._removals = (*self._removals, removal)
+                if not lives_on:  # its final shutdown waits for it
+                    self._removals = (*self._removals, removal)
         elif self.container_id is not None:
             # EngineUnavailable: nothing to remove, the engine's restart took the container.
             with contextlib.suppress(EngineUnavailable):

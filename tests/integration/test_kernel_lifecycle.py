@@ -86,6 +86,11 @@ async def test_restart_gives_a_fresh_container_in_the_same_working_folder(kernel
     # The old container goes off the restart's path; this process waits for that at exit.
     await asyncio.to_thread(finish_removals)
     assert [c.id for c in kernel_containers(engine, kernel.manager.kernel_id)] == [after]
+    # A process of one kernel (nbclient, a console): its final shutdown leaves none of the
+    # kernel's containers, the one a restart just replaced included.
+    await kernel.manager.restart_kernel()
+    await kernel.manager.shutdown_kernel()
+    assert kernel_containers(engine, kernel.manager.kernel_id) == []
 
 
 async def test_file_written_in_working_folder_belongs_to_the_host_user(kernel):
