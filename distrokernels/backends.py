@@ -120,7 +120,15 @@ class ContainerBackend(KernelBackend):
         """Whether the container's init runs, from /proc; None until it is known."""
         if self._init is None:
             return None
-        return owners.process_start_time(self._init[0]) == self._init[1]
+        started = owners.process_start_time(self._init[0])
+        return bool(started) and started == self._init[1]
+
+    def _learn_init(self, pid: int) -> None:
+        """Watch the init the engine reports from now on; not while its /proc entry is
+        gone (an init that has exited already, or a pid this host cannot see), which
+        would read as "still running" for ever: then the engine answers each time."""
+        if started := owners.process_start_time(pid):
+            self._init = (pid, started)
 
     def state(self, shutting_down: bool = False) -> KernelState | None:
         """Running (read from the init's /proc entry once known), or how it stopped."""
@@ -144,7 +152,7 @@ class ContainerBackend(KernelBackend):
                 return KernelState(False, None)
             if not init_exited or not state.running:
                 if state.running and state.pid and not self.address and self._init is None:
-                    self._init = (state.pid, owners.process_start_time(state.pid))
+                    self._learn_init(state.pid)
                 oom = not state.running and state.oom_killed
                 return KernelState(state.running, state.exit_code, OUT_OF_MEMORY if oom else "")
             time.sleep(_EXIT_REPORT_POLL)

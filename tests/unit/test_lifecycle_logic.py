@@ -179,3 +179,18 @@ def test_an_exited_init_is_an_exit_even_when_the_engine_never_reports_it():
     engine, backend, lagging = _backend_whose_init_exited()
     engine.states = [lagging]  # for ever
     assert backend.state() == KernelState(False, None)
+
+
+def test_an_init_first_seen_after_its_exit_is_not_taken_for_a_running_one():
+    """A kernel that crashes before anything asked about it: the engine still says
+    "running" with the init's pid, whose /proc entry is gone. That pid must not become
+    the init to watch (its missing start time would read as running for ever); the
+    engine's exit code comes with its next answer."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    lagging = ContainerState(running=True, exit_code=None, pid=child.pid)
+    engine = FakeEngine(states=[lagging, ContainerState(running=False, exit_code=3)])
+    backend = ContainerBackend(engine)
+    backend.id = "container-1"
+    assert backend.state() == KernelState(True, None)  # the engine's word, for now
+    assert backend.state() == KernelState(False, 3)
