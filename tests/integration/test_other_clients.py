@@ -295,6 +295,16 @@ def test_a_kernel_that_exits_by_itself_ends_its_launcher_with_its_status(
     after a client's shutdown_request is the kernel's end taken for a clean exit)."""
     kernel = launch(installed_kernel, tmp_path)
     kernel.ready()
+    # Interrupted once first: the host watches the kernel's init from then on (its exit
+    # is seen in /proc before the engine reports the exit status).
+    msg_id = kernel.client.execute("import time; time.sleep(30)")
+    time.sleep(1)
+    kernel.process.send_signal(signal.SIGINT)
+    reply = kernel.client.get_shell_msg(timeout=10)
+    assert (reply["parent_header"]["msg_id"], reply["content"]["ename"]) == (
+        msg_id,
+        "KeyboardInterrupt",
+    )
     kernel.client.execute("import os; os._exit(3)")
     assert kernel.process.wait(timeout=30) == 3
     assert wait_until(lambda: not launched_containers(engine, kernel.process.pid), GONE_WITHIN)
